@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Set up everything the test suite needs on a fresh Debian 12 machine, start the real servers
+# on 127.0.0.1, then run lint, type checks and the tests. Fails loudly on any failure.
+#
+#   scripts/test.sh               everything
+#   scripts/test.sh -k ranges     extra arguments go to pytest
+#
+# Environment: PYTHON (default python3, must be CPython 3.11), KGLANCE_VENV (default .venv),
+# KGLANCE_SERVERS_DIR (default .servers: server state, logs, data), KGLANCE_SKIP_LINT=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PYTHON=${PYTHON:-python3}
+VENV=${KGLANCE_VENV:-$ROOT/.venv}
+SERVERS=${KGLANCE_SERVERS_DIR:-$ROOT/.servers}
+APT_PACKAGES=(nginx)
+
+log() { printf '\n== %s\n' "$*"; }
+
+install_apt() {
+    local missing=()
+    for pkg in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        log "apt-get install ${missing[*]}"
+        # never let apt start the services it installs; the tests start their own on 127.0.0.1
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+        fi
+        apt-get -o DPkg::Lock::Timeout=900 update -q
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -q "${missing[@]}"
+    fi
+}
+
+install_python() {
+    "$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' || {
+        echo "kglance needs CPython 3.11 (Debian's Ceph bindings only import there)" >&2; exit 1; }
+    if [ ! -x "$VENV/bin/python" ]; then
+        log "creating $VENV"
+        "$PYTHON" -m venv "$VENV"
+    fi
+    log "pip install -e .[test]"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    # strict editable mode builds a link tree that mypy can read (it cannot follow import hooks)
+    "$VENV/bin/python" -m pip install -q -e ".[test]" --config-settings editable_mode=strict
+}
+
+stop_servers() {
+    bash scripts/servers/nginx-down.sh "$SERVERS/nginx" >/dev/null 2>&1 || true
+}
+
+start_servers() {
+    mkdir -p "$SERVERS"
+    log "starting nginx"
+    bash scripts/servers/nginx-up.sh "$SERVERS/nginx" > "$SERVERS/nginx.env"
+    set -a; . "$SERVERS/nginx.env"; set +a
+}
+
+install_apt
+install_python
+trap stop_servers EXIT
+start_servers
+
+export PATH="$VENV/bin:$PATH"
+export KGLANCE_REQUIRE_SERVERS=1  # a test whose server is missing fails instead of skipping
+if [ "${KGLANCE_SKIP_LINT:-0}" != 1 ]; then
+    log "ruff"
+    ruff check .
+    ruff format --check .
+    log "mypy --strict"
+    mypy -p kglance
+    mypy tests bench
+fi
+log "pytest"
+pytest "$@"
