@@ -30,6 +30,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import ClassVar, Literal
 
 import pydantic
+
 from kglance.drivers import errors, locations
 
 WriteMode = Literal["create", "overwrite"]

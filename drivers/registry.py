@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pydantic
+
 from kglance.drivers import base, errors
 
 
