@@ -13,7 +13,7 @@ ROOT=$PWD
 PYTHON=${PYTHON:-python3}
 VENV=${KGLANCE_VENV:-$ROOT/.venv}
 SERVERS=${KGLANCE_SERVERS_DIR:-$ROOT/.servers}
-APT_PACKAGES=(nginx)
+APT_PACKAGES=(nginx openssl)
 
 log() { printf '\n== %s\n' "$*"; }
 
