@@ -22,7 +22,7 @@ _IMAGE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}$")
 
 def validate_image_id(image_id: str) -> str:
     """Accept Glance's UUIDs and ids of letters, digits, '-', '_' and '.' (no leading dot)."""
-    if not (_UUID.match(image_id) or _IMAGE_ID.match(image_id)):
+    if not (_UUID.fullmatch(image_id) or _IMAGE_ID.fullmatch(image_id)):  # '$' allows "\n"
         shown = repr(image_id)[:80]
         raise errors.InvalidImageId(
             f"invalid image id {shown}: use a UUID or up to 255 letters, digits, '-', '_' "
@@ -141,7 +141,12 @@ class Backend:
             expected=expected,
         )
         stored = await self.driver.add(image_id, aiter(stream), size=size, mode=mode)
-        digests = stream.digests
+        try:
+            digests = stream.digests
+        except RuntimeError:
+            raise errors.BackendError(
+                f"backend {self.id!r} returned before reading the whole image"
+            ) from None
         if stored.size != digests.size:
             raise errors.BackendError(
                 f"backend {self.id!r} stored {stored.size} bytes of {digests.size}"

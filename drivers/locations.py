@@ -55,11 +55,13 @@ def _invalid(uri: str, reason: str) -> errors.InvalidLocation:
     return errors.InvalidLocation(f"invalid location {redact(uri)!r}: {reason}")
 
 
-def _split_scheme(uri: str, allowed: tuple[str, ...]) -> tuple[str, str]:
+def _split_scheme(
+    uri: str, allowed: tuple[str, ...], *, nested_urls: bool = False
+) -> tuple[str, str]:
     scheme, sep, rest = uri.partition("://")
     if not sep or scheme not in allowed:
         raise _invalid(uri, f"scheme must be one of {', '.join(allowed)}")
-    if "://" in rest:
+    if "://" in rest and not nested_urls:
         raise _invalid(uri, "more than one '://' (credentials or a URL inside the location?)")
     return scheme, rest
 
@@ -163,7 +165,8 @@ class HttpLocation(Location):
 
     @classmethod
     def parse(cls, uri: str) -> HttpLocation:
-        scheme, rest = _split_scheme(uri, cls.schemes)
+        # a query may carry a URL (?next=https://...): only the authority is checked
+        scheme, rest = _split_scheme(uri, cls.schemes, nested_urls=True)
         rest, _, _fragment = rest.partition("#")
         rest, _, query = rest.partition("?")
         authority, slash, path = rest.partition("/")
@@ -237,12 +240,15 @@ class SwiftLocation(Location):
         authority, slash, path = rest.partition("/")
         if "@" in authority:
             creds, _, authority = authority.rpartition("@")
-            rest = authority + slash + path
-            creds = urllib.parse.unquote(creds)
             if ":" not in creds:
                 raise _invalid(uri, "badly formed credentials in Swift URI")
-            user, _, key = creds.rpartition(":")
-        parts = rest.strip("/").split("/")
+            # split before unquoting, so a quoted ':' (%3A) stays inside the user or the key
+            quoted_user, _, quoted_key = creds.rpartition(":")
+            user = urllib.parse.unquote(quoted_user)
+            key = urllib.parse.unquote(quoted_key)
+        if not authority:
+            raise _invalid(uri, "no host")
+        parts = (authority + slash + path).rstrip("/").split("/")
         if len(parts) < 3 or not all(parts[-3:]):
             raise _invalid(uri, "a Swift location needs a host, a container and an object")
         if scheme == "swift+config" and len(parts) != 3:
@@ -431,6 +437,10 @@ def parse(uri: str) -> Location:
     """Parse any location glance_store knows; ``InvalidLocation`` if it is malformed."""
     if not isinstance(uri, str):
         raise errors.InvalidLocation(f"a location must be a string, not {type(uri).__name__}")
+    try:
+        uri.encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.InvalidLocation("a location must be valid Unicode (lone surrogate)") from None
     if any(ord(c) < 0x20 or c == "\x7f" for c in uri):
         raise _invalid(uri, "control characters in the location")
     scheme = scheme_of(uri)
@@ -443,15 +453,19 @@ def parse(uri: str) -> Location:
 
 
 def redact(uri: str) -> str:
-    """``uri`` with any ``user:password@`` part replaced, for logs and error messages."""
+    """``uri`` with any ``user:password@`` part replaced, for logs and error messages.
+
+    It errs on the side of hiding: a password may hold '?', '#' or (in old S3 locations) '/',
+    so the userinfo is taken to run to the last '@' of the authority (of the whole rest for
+    S3, as its parser does), even if that also hides a query.
+    """
     scheme, sep, rest = uri.partition("://")
     if not sep:
         return uri
-    head, query_sep, query = rest.partition("?")
     if scheme.lower().startswith("s3"):
-        userinfo_end = head.rfind("@")  # old S3 secrets may contain '/'
+        userinfo_end = rest.rfind("@")
     else:
-        userinfo_end = head.partition("/")[0].rfind("@")
+        userinfo_end = rest.partition("/")[0].rfind("@")
     if userinfo_end < 0:
         return uri
-    return f"{scheme}://***@{head[userinfo_end + 1 :]}{query_sep}{query}"
+    return f"{scheme}://***@{rest[userinfo_end + 1 :]}"

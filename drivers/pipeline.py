@@ -66,7 +66,12 @@ class ExpectedDigest:
             bytes.fromhex(hexdigest)
         except ValueError:
             raise errors.InvalidRequest(f"checksum {hexdigest!r} is not hexadecimal") from None
-        new_hasher(algorithm)  # validates the name
+        digits = 2 * new_hasher(algorithm).digest_size  # also validates the name
+        if len(hexdigest) != digits:
+            # refused now rather than after the whole image has been streamed
+            raise errors.InvalidRequest(
+                f"a {algorithm} checksum has {digits} hex digits, got {len(hexdigest)}"
+            )
         return cls(algorithm=algorithm.lower(), hexdigest=hexdigest.lower())
 
 
@@ -125,27 +130,35 @@ class CheckedStream:
         return self._run()
 
     async def _run(self) -> AsyncIterator[bytes]:
-        async for chunk in self._rechunked():
-            self._count(len(chunk))
+        try:
+            async for chunk in self._rechunked():
+                await self._settle()
+                self._count(len(chunk))
+                self._start_hashing(chunk)
+                yield chunk
             await self._settle()
-            self._start_hashing(chunk)
-            yield chunk
-        await self._settle()
+        finally:
+            await self._abandon()
         self._finish()
 
     async def _rechunked(self) -> AsyncIterator[bytes]:
+        """The source cut into chunks of exactly ``chunk_size`` bytes, the last one shorter."""
         target = self._chunk_size
         buffer = bytearray()
         async for piece in self._source:
-            if not piece:
-                continue
-            if not buffer and len(piece) >= target:
-                yield bytes(piece)
-                continue
-            buffer += piece
-            if len(buffer) >= target:
+            start = 0
+            if buffer:
+                start = target - len(buffer)
+                buffer += piece[:start]
+                if len(buffer) < target:
+                    continue
                 yield bytes(buffer)
                 buffer.clear()
+            while len(piece) - start >= target:
+                # a copy, except for a bytes piece of exactly chunk_size (slicing it whole is free)
+                yield bytes(piece[start : start + target])
+                start += target
+            buffer += piece[start:]
         if buffer:
             yield bytes(buffer)
 
@@ -176,6 +189,12 @@ class CheckedStream:
         if pending:
             await asyncio.gather(*pending)
 
+    async def _abandon(self) -> None:
+        """Wait for hashing still running when the stream fails, so no thread outlives it."""
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
     def _finish(self) -> None:
         if self._declared is not None and self.bytes_read != self._declared:
             raise errors.SizeMismatch(
@@ -194,7 +213,7 @@ class CheckedStream:
                 "md5": digests.md5,
                 self.hash_algo: digests.hash_value,
             }.get(self._expected.algorithm) or self._extra.hexdigest()
-            if not hmac.compare_digest(actual, self._expected.hexdigest):
+            if not hmac.compare_digest(actual, self._expected.hexdigest.lower()):
                 raise errors.ChecksumMismatch(
                     f"{self._expected.algorithm} of the received bytes is {actual}, "
                     f"expected {self._expected.hexdigest}"

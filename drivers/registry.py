@@ -73,7 +73,12 @@ class Registry:
                     driver=type_name, module=module, extra=spec.extra or type_name
                 ) from exc
         module_name, _, attr = spec.target.partition(":")
-        cls = getattr(importlib.import_module(module_name), attr)
+        try:
+            cls = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise errors.ConfigurationError(
+                f"cannot load the {type_name!r} driver {spec.target!r}: {exc}"
+            ) from exc
         if not (isinstance(cls, type) and issubclass(cls, base.Driver)):
             raise errors.ConfigurationError(f"{spec.target} is not a kglance driver class")
         return cls
@@ -88,7 +93,9 @@ class Registry:
                 f"{'.'.join(str(p) for p in err['loc']) or '(options)'}: {err['msg']}"
                 for err in exc.errors()
             )
+            # not chained: pydantic's own message repeats the input values, and options hold
+            # secrets that a logged traceback must not show
             raise errors.ConfigurationError(
                 f"backend {backend_id!r} ({type_name}): {problems}"
-            ) from exc
+            ) from None
         return cls(validated, backend_id=backend_id)
