@@ -152,8 +152,9 @@ class CheckedStream:
                 buffer += piece[:start]
                 if len(buffer) < target:
                     continue
-                yield bytes(buffer)
-                buffer.clear()
+                chunk = bytes(buffer)
+                buffer.clear()  # before the yield: the driver holds only the copy
+                yield chunk
             while len(piece) - start >= target:
                 # a copy, except for a bytes piece of exactly chunk_size (slicing it whole is free)
                 yield bytes(piece[start : start + target])

@@ -4,16 +4,37 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from kglance import __version__
+from kglance import __version__, commands
+from kglance.sidecar import settings as serve_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kglance", description=__doc__)
     parser.add_argument("--version", action="version", version=f"kglance {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.register(subcommands)  # put, get, stat, rm, backends
+    add_serve_command(subcommands)
     return parser
+
+
+def add_serve_command(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``kglance serve``: run the sidecar (the server is imported only when it runs)."""
+    parser = subcommands.add_parser(
+        "serve",
+        help="run the image sidecar on a Unix socket",
+        description="Serve images over a Unix socket. Without --config: one filesystem "
+        "backend under ./kglance-data, socket ./kglance.sock.",
+    )
+    serve_settings.add_arguments(parser)
+    parser.set_defaults(run=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from kglance.sidecar import server
+
+    return server.run(serve_settings.options_from_args(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return 0
+    run: Callable[[argparse.Namespace], int] = args.run  # each subcommand sets it
+    return run(args)
 
 
 if __name__ == "__main__":
