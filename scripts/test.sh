@@ -13,7 +13,7 @@ ROOT=$PWD
 PYTHON=${PYTHON:-python3}
 VENV=${KGLANCE_VENV:-$ROOT/.venv}
 SERVERS=${KGLANCE_SERVERS_DIR:-$ROOT/.servers}
-APT_PACKAGES=(nginx openssl)
+APT_PACKAGES=(nginx openssl curl)
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -70,7 +70,7 @@ if [ "${KGLANCE_SKIP_LINT:-0}" != 1 ]; then
     ruff format --check .
     log "mypy --strict"
     mypy -p kglance
-    mypy tests bench
+    mypy tests $([ -d bench ] && echo bench)
 fi
 log "pytest"
 pytest "$@"
