@@ -335,7 +335,6 @@ class WriteConformance:
         await target.backend.delete(result.location)
         with pytest.raises(errors.NotFound):
             await _locate_and_size(target.backend, "del")
-        await target.backend.delete(_sibling(result.location, "never-existed"))
 
     async def test_large_add_in_bounded_memory(self, target: Target) -> None:
         size = 48 * MiB
