@@ -43,21 +43,35 @@ install_python() {
     log "pip install -e .[test]"
     "$VENV/bin/python" -m pip install -q --upgrade pip
     # strict editable mode builds a link tree that mypy can read (it cannot follow import hooks)
-    "$VENV/bin/python" -m pip install -q -e ".[test]" --config-settings editable_mode=strict
+    "$VENV/bin/python" -m pip install -q -e ".[test,s3,swift,cinder,glance-store]" \
+        --config-settings editable_mode=strict
+    # Debian's librados/librbd bindings (python3-rados, python3-rbd) into the CPython 3.11 venv
+    bash scripts/servers/link-ceph-bindings.sh "$VENV/bin/python"
 }
 
 stop_servers() {
     bash scripts/servers/nginx-down.sh "$SERVERS/nginx" >/dev/null 2>&1 || true
+    bash scripts/servers/swift-down.sh "$SERVERS/swift" >/dev/null 2>&1 || true
+    bash scripts/servers/ceph-down.sh "$SERVERS/ceph" >/dev/null 2>&1 || true
 }
 
 start_servers() {
     mkdir -p "$SERVERS"
-    log "starting nginx"
-    bash scripts/servers/nginx-up.sh "$SERVERS/nginx" > "$SERVERS/nginx.env"
-    set -a; . "$SERVERS/nginx.env"; set +a
+    log "starting nginx, ceph (mon, mgr, osd, radosgw) and swift on 127.0.0.1"
+    local pids=() name
+    bash scripts/servers/nginx-up.sh "$SERVERS/nginx" > "$SERVERS/nginx.env" & pids+=($!)
+    bash scripts/servers/ceph-up.sh "$SERVERS/ceph" > "$SERVERS/ceph.env" & pids+=($!)
+    bash scripts/servers/swift-up.sh "$SERVERS/swift" "$SERVERS/tools" > "$SERVERS/swift.env" & pids+=($!)
+    for pid in "${pids[@]}"; do wait "$pid"; done
+    for name in nginx ceph swift; do
+        set -a; . "$SERVERS/$name.env"; set +a
+    done
 }
 
 install_apt
+log "installing ceph and swift"
+bash scripts/servers/install-ceph.sh
+bash scripts/servers/install-swift.sh "$SERVERS/tools"
 install_python
 trap stop_servers EXIT
 start_servers
