@@ -8,6 +8,8 @@ catches into one of the classes below and chains the original as ``__cause__``
     StoreError
     ├── NotFound                      the image or location does not exist
     ├── AlreadyExists                 create-only add of an id that is taken
+    ├── InUse                         the object cannot be removed while something uses it
+    │   └── HasSnapshot               ... because snapshots of it remain (rbd)
     ├── InvalidRequest                the caller asked for something malformed
     │   ├── InvalidImageId            ids with '/', '..', control characters, > 255 chars
     │   ├── InvalidLocation           unparsable URI, or one outside the backend's confinement
@@ -56,6 +58,19 @@ class NotFound(StoreError):
 class AlreadyExists(StoreError):
     code = "duplicate"
     http_status = 409
+
+
+class InUse(StoreError):
+    """glance_store's ``InUseByStore``: clones or open handles keep the object alive."""
+
+    code = "in_use"
+    http_status = 409
+
+
+class HasSnapshot(InUse):
+    """glance_store's ``HasSnapshot``: the object has snapshots and cannot be removed."""
+
+    code = "has_snapshot"
 
 
 class InvalidRequest(StoreError):
