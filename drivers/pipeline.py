@@ -22,10 +22,12 @@ never become a visible image.
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
 import dataclasses
 import hashlib
 import hmac
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, Protocol
 
 from kglance.drivers import errors
@@ -88,6 +90,39 @@ def _update_all(hashers: tuple[Any, ...], chunk: bytes) -> None:
         hasher.update(chunk)
 
 
+class _HashLane:
+    """Hashers fed in order on their own worker thread, at most ``lag`` chunks behind.
+
+    md5 and the multihash run at different speeds; each gets a lane so the faster one never
+    waits for the slower one after every chunk, and neither waits for the driver's write.
+    """
+
+    def __init__(self, hashers: tuple[Any, ...], *, lag: int) -> None:
+        self._hashers = hashers
+        self._lag = lag
+        self._thread = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="kglance-hash"
+        )
+        self._pending: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def feed(self, chunk: bytes) -> None:
+        while len(self._pending) > self._lag:
+            await self._pending.popleft()
+        loop = asyncio.get_running_loop()
+        self._pending.append(loop.run_in_executor(self._thread, _update_all, self._hashers, chunk))
+
+    async def drain(self) -> None:
+        while self._pending:
+            await self._pending.popleft()
+
+    async def close(self) -> None:
+        """Wait for every update still running, errors ignored, and let the thread go."""
+        pending, self._pending = list(self._pending), collections.deque()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._thread.shutdown(wait=False)
+
+
 class CheckedStream:
     """An async iterator of re-chunked bytes that hashes, counts and verifies what passes."""
 
@@ -117,7 +152,12 @@ class CheckedStream:
         if expected is not None and expected.algorithm not in ("md5", self.hash_algo):
             self._extra = new_hasher(expected.algorithm)
         self.bytes_read = 0
-        self._pending: list[asyncio.Future[None]] = []
+        first: tuple[Any, ...] = (self._md5, verifier) if verifier is not None else (self._md5,)
+        second: tuple[Any, ...] = (self._multihash,)
+        if self._extra is not None:
+            second += (self._extra,)
+        # one chunk of lag: the lanes may still hash chunk N-1 while chunk N is written
+        self._lanes = (_HashLane(first, lag=1), _HashLane(second, lag=1))
         self._digests: Digests | None = None
 
     @property
@@ -132,9 +172,8 @@ class CheckedStream:
     async def _run(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._rechunked():
-                await self._settle()
                 self._count(len(chunk))
-                self._start_hashing(chunk)
+                await self._hash(chunk)
                 yield chunk
             await self._settle()
         finally:
@@ -173,28 +212,18 @@ class CheckedStream:
                 received=self.bytes_read,
             )
 
-    def _start_hashing(self, chunk: bytes) -> None:
-        loop = asyncio.get_running_loop()
-        first: tuple[Any, ...] = (self._md5, self._verifier) if self._verifier else (self._md5,)
-        second: tuple[Any, ...] = (self._multihash,)
-        if self._extra is not None:
-            second += (self._extra,)
-        run: Callable[[tuple[Any, ...], bytes], None] = _update_all
-        self._pending = [
-            loop.run_in_executor(None, run, first, chunk),
-            loop.run_in_executor(None, run, second, chunk),
-        ]
+    async def _hash(self, chunk: bytes) -> None:
+        for lane in self._lanes:
+            await lane.feed(chunk)
 
     async def _settle(self) -> None:
-        pending, self._pending = self._pending, []
-        if pending:
-            await asyncio.gather(*pending)
+        for lane in self._lanes:
+            await lane.drain()
 
     async def _abandon(self) -> None:
-        """Wait for hashing still running when the stream fails, so no thread outlives it."""
-        pending, self._pending = self._pending, []
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        """Wait for hashing still running when the stream ends, so no thread outlives it."""
+        for lane in self._lanes:
+            await lane.close()
 
     def _finish(self) -> None:
         if self._declared is not None and self.bytes_read != self._declared:
