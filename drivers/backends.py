@@ -151,6 +151,13 @@ class Backend:
             raise errors.BackendError(
                 f"backend {self.id!r} stored {stored.size} bytes of {digests.size}"
             )
+        if stored.md5 is not None and stored.md5.strip('"').lower() != digests.md5:
+            # the bytes were damaged on their way to the storage: the image must not stay
+            await self.driver.delete(stored.location)
+            raise errors.BackendError(
+                f"backend {self.id!r} stored bytes whose md5 {stored.md5} is not the md5 of "
+                f"the image ({digests.md5}); the stored object was removed"
+            )
         return AddResult(
             image_id=image_id,
             backend=self.id,

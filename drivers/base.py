@@ -109,6 +109,9 @@ class Stored:
     location: locations.Location
     size: int
     metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # the md5 the storage computed over the bytes it received (a single PUT's ETag), when it
+    # reports one: Backend.add compares it with the pipeline's and removes the object if they differ
+    md5: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
