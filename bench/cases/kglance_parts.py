@@ -14,7 +14,7 @@ import os
 import unittest.mock
 
 from bench import plan
-from bench.cases import kglance_fs
+from bench.cases import _kglance_common, kglance_fs
 from bench.core import Job, MiB, Stopwatch, Timing
 from kglance.drivers import pipeline
 
@@ -22,7 +22,7 @@ from kglance.drivers import pipeline
 async def _read_only(job: Job) -> Timing:
     nbytes = 0
     with Stopwatch() as watch:
-        async for block in kglance_fs.read_file(job.input_file, job.block_size):
+        async for block in _kglance_common.read_file(job.input_file, job.block_size):
             nbytes += len(block)
     return watch.timing(nbytes)
 
@@ -34,7 +34,7 @@ def reader(job: Job) -> Timing:
 
 async def _pipeline_only(job: Job) -> Timing:
     stream = pipeline.CheckedStream(
-        kglance_fs.read_file(job.input_file, job.block_size),
+        _kglance_common.read_file(job.input_file, job.block_size),
         size=job.size,
         hash_algo="sha512",
         chunk_size=int(job.params["chunk_size"]),
@@ -58,7 +58,7 @@ def add_without_fsync(job: Job) -> Timing:
         pass
 
     with unittest.mock.patch.object(os, "fsync", no_fsync):
-        return asyncio.run(kglance_fs.add_and_delete(job))
+        return kglance_fs.add(job)
 
 
 def _case(case_id: str, title: str, function: str, **params: str) -> plan.PythonCase:
