@@ -138,7 +138,7 @@ def test_defaults_are_glances() -> None:
     assert options.filesystem_store_metadata_file is None
     assert options.filesystem_store_file_perm == 0
     assert options.file_mode is None
-    assert options.filesystem_store_chunk_size == 65536
+    assert options.filesystem_store_chunk_size == 1024 * 1024  # glance_store: 64 KiB
     assert options.filesystem_thin_provisioning is False
     assert options.filesystem_store_timeout == 0
     assert options.filesystem_store_thread_pool_size == 10
