@@ -33,7 +33,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 
 from kglance.drivers import errors
-from kglance.drivers.filesystem import tempfiles, threads
+from kglance.drivers.filesystem import tempfiles, threads, writeback
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ class TempFile:
         self.directory = directory
         self.name = name
         self.size = 0  # bytes received, holes included
+        self._written_back = 0  # write-back to disk has been started up to here
         self._fd: int | None = fd
         self._thin = thin
         self._file_mode = file_mode
@@ -147,6 +148,9 @@ class TempFile:
                 for start, end in runs:
                     _pwrite_all(fd, view[start:end], self.size + start)
             self.size += len(chunk)  # skipped zeros are holes; commit's ftruncate covers a tail
+            if self.size - self._written_back >= writeback.STEP:
+                writeback.start(fd, self._written_back, self.size - self._written_back)
+                self._written_back = self.size
 
     def commit(self, image_name: str, *, overwrite: bool) -> None:
         """Make the data durable and visible under ``image_name``."""
