@@ -15,7 +15,7 @@ from typing import Literal
 from kglance.drivers import errors
 from kglance.drivers.glance_store import exceptions
 
-Operation = Literal["add", "get", "get_size", "delete", "configure"]
+Operation = Literal["add", "get", "get_size", "delete", "set_acls", "configure"]
 
 MAX_REDIRECTS = 5  # glance_store's http MAX_REDIRECTS, shown in MaxRedirectsExceeded
 

@@ -270,7 +270,7 @@ def set_acls(
     write_tenants: list[str] | None = None,
     context: Any = None,
 ) -> None:
-    """Set the image's ACLs where the store supports them (no kglance store does)."""
+    """Set the image's ACLs where the store supports them (swift multi-tenant stores)."""
     loc = location.get_location_from_uri(location_uri, conf=_state.STATE.configuration)
     store = get_store_from_scheme(get_store_from_location(location_uri))
     try:

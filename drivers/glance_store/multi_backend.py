@@ -278,7 +278,7 @@ def set_acls_for_multi_store(
     write_tenants: list[str] | None = None,
     context: Any = None,
 ) -> None:
-    """Set the image's ACLs where the store supports them (no kglance store does)."""
+    """Set the image's ACLs where the store supports them (swift multi-tenant stores)."""
 
     def apply(store: driver.Store, loc: location.Location) -> None:
         store.set_acls(

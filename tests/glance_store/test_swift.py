@@ -101,3 +101,59 @@ def test_an_old_credentialed_location_is_read(gs: types.ModuleType, conf: Any) -
     data, _ = gs.get(old, "objects")
     assert b"".join(data) == DATA
     gs.delete(url, "objects")
+
+
+def test_multi_tenant_set_acls(gs: types.ModuleType, make_conf: ConfFactory) -> None:
+    """``set_acls`` of a multi-tenant store sets the per-image container's ACL headers."""
+    import swiftclient.client
+
+    conn = swiftclient.client.Connection(
+        authurl=require_env("SWIFT_AUTH_URL"),
+        user=require_env("SWIFT_USER"),
+        key=require_env("SWIFT_KEY"),
+        auth_version="1",
+    )
+    storage_url, _ = conn.get_auth()
+    prefix = f"gsmt-{uuid.uuid4().hex[:8]}"
+    conf: Any = make_conf(
+        f"""
+        [DEFAULT]
+        enabled_backends = tenants:swift
+
+        [glance_store]
+        default_backend = tenants
+
+        [tenants]
+        swift_store_auth_version = 1
+        swift_store_auth_address = {require_env("SWIFT_AUTH_URL")}
+        swift_store_user = {require_env("SWIFT_USER")}
+        swift_store_key = {require_env("SWIFT_KEY")}
+        swift_store_multi_tenant = true
+        swift_store_container = {prefix}
+        swift_store_endpoint = {storage_url}
+        swift_store_admin_tenants = adm
+        """
+    )
+    gs.register_store_opts(conf)
+    gs.create_multi_stores(conf)
+    store = gs.get_store_from_store_identifier("tenants")
+    assert isinstance(store, gs._drivers.swift.store.MultiTenantStore)
+    image_id = str(uuid.uuid4())
+    url = gs.multi_backend.add(conf, image_id, io.BytesIO(DATA), len(DATA), "tenants")[0]
+    container = f"{prefix}_{image_id}"
+    try:
+        readers, writers = ["t1", "t2"], ["w1"]
+        gs.set_acls_for_multi_store(url, "tenants", read_tenants=readers, write_tenants=writers)
+        head = conn.head_container(container)
+        assert head["x-container-read"] == "t1:*,t2:*"
+        assert head["x-container-write"] == "w1:*,adm:*"
+        assert readers == ["t1", "t2"] and writers == ["w1"]  # never mutated
+        location = gs.location.get_location_from_uri_and_backend(url, "tenants")
+        store.set_acls(location, public=True)
+        assert conn.head_container(container)["x-container-read"] == "*:*"
+    finally:
+        gs.delete(url, "tenants")
+    location = gs.location.get_location_from_uri_and_backend(url, "tenants")
+    with pytest.raises(gs.NotFound):
+        store.set_acls(location, public=True)
+    conn.close()

@@ -379,7 +379,32 @@ class MultiTenantStore(BaseStore):
         connection: Any = None,
         context: Any = None,
     ) -> None:
-        raise NotImplementedError("container ACLs are not managed by kglance's swift driver")
+        """Set the read and write ACLs of the image's container (glance_store's signature).
+
+        Delegates to the kglance swift driver: ``X-Container-Read`` is ``*:*`` when public,
+        else ``<tenant>:*`` per read tenant; ``X-Container-Write`` lists the write tenants and
+        ``swift_store_admin_tenants``. A missing container raises ``NotFound`` as glance_store's
+        does; the caller's lists are never modified (glance_store extended ``write_tenants``).
+        """
+        from kglance.drivers.swift.driver import SwiftDriver  # the SDK only when used
+
+        backend = self._backend()
+        target, shown = self._target(location)
+        driver = backend.driver
+        if not isinstance(driver, SwiftDriver):  # pragma: no cover - type guard
+            raise exceptions.BadStoreConfiguration(
+                store_name="swift", reason="the backend is not served by kglance's swift driver"
+            )
+        self._call(
+            driver.set_acls(
+                target,
+                public=public,
+                read_tenants=tuple(read_tenants or ()),
+                write_tenants=tuple(write_tenants or ()),
+            ),
+            operation="set_acls",
+            image=shown,
+        )
 
 
 class ChunkReader:
