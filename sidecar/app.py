@@ -10,11 +10,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from kglance.drivers import backends
-from kglance.sidecar import keys, metrics, middleware, routes, service
+from kglance.sidecar import keys, metrics, middleware, recording, routes, service
+from kglance.sidecar import settings as serve_settings
 
 
 def make_app(
-    backends_: backends.Backends, settings: keys.AppSettings | None = None
+    backends_: backends.Backends,
+    settings: keys.AppSettings | None = None,
+    *,
+    recording_options: serve_settings.RecordingOptions | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[middleware.errors_to_json, middleware.count_requests])
     settings = settings or keys.AppSettings()
@@ -26,6 +30,12 @@ def make_app(
     app[keys.SETTINGS] = settings
     app.on_response_prepare.append(middleware.prepare_response)
     app.on_startup.append(_start_checks)
+    if recording_options is not None:
+        app[keys.RECORDER] = recording.Recorder(
+            recording_options, metrics_=app[keys.SERVICE].metrics
+        )
+        app.on_startup.append(_start_recording)
+        app.on_cleanup.append(_flush_records)
     app.on_cleanup.append(_close)
     routes.add_routes(app)
     return app
@@ -33,6 +43,14 @@ def make_app(
 
 async def _start_checks(app: web.Application) -> None:
     app[keys.SERVICE].start_checks()
+
+
+async def _start_recording(app: web.Application) -> None:
+    app[keys.RECORDER].start()
+
+
+async def _flush_records(app: web.Application) -> None:
+    await app[keys.RECORDER].aclose()
 
 
 async def _close(app: web.Application) -> None:

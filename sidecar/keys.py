@@ -6,7 +6,7 @@ import dataclasses
 
 from aiohttp import web
 
-from kglance.sidecar import service
+from kglance.sidecar import recording, service
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -17,3 +17,4 @@ class AppSettings:
 
 SERVICE = web.AppKey("service", service.Service)
 SETTINGS = web.AppKey("settings", AppSettings)
+RECORDER = web.AppKey("recorder", recording.Recorder)  # only when recording is on

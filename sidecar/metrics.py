@@ -162,6 +162,21 @@ class Metrics:
         self.generation = Gauge(
             "kglance_sidecar_config_generation", "How many configurations have been applied."
         )
+        self.location_records = Counter(
+            "kglance_sidecar_location_records_total",
+            "ImageLocation records finished, by operation and outcome (created, updated, "
+            "deleted, absent, left_alone, failed, dropped).",
+            ("op", "outcome"),
+        )
+        self.location_record_errors = Counter(
+            "kglance_sidecar_location_record_errors_total",
+            "Failed attempts to record an ImageLocation, by operation and reason.",
+            ("op", "reason"),
+        )
+        self.location_records_pending = Gauge(
+            "kglance_sidecar_location_records_pending",
+            "ImageLocation records waiting for the Kubernetes API.",
+        )
 
     def families(self) -> tuple[_Family, ...]:
         return (
@@ -174,6 +189,9 @@ class Metrics:
             self.reloads,
             self.ready,
             self.generation,
+            self.location_records,
+            self.location_record_errors,
+            self.location_records_pending,
         )
 
     def render(self) -> str:

@@ -60,6 +60,8 @@ async def put_image(request: web.Request) -> web.Response:
             hash_algo=request.query.get("hash", pipeline.DEFAULT_HASH_ALGORITHM),
             expected=pipeline.ExpectedDigest.parse(checksum) if checksum else None,
         )
+        if keys.RECORDER in request.app:  # in a cluster: an ImageLocation, in the background
+            request.app[keys.RECORDER].added(result)
         return web.json_response(result.as_json(), status=201)
 
 
@@ -157,6 +159,10 @@ async def delete_image(request: web.Request) -> web.Response:
         location = await backend.locate(image_id)
         await backend.size(location)  # NotFound when there is no such image
         await backend.delete(location)
+        if keys.RECORDER in request.app:
+            request.app[keys.RECORDER].deleted(
+                backend=backend.id, image_id=image_id, location=location.uri()
+            )
         return web.Response(status=204)
 
 

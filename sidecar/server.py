@@ -44,6 +44,9 @@ def run(options: settings.ServeOptions) -> int:
     except sockets.SocketError as exc:
         logs.event(log, "cannot listen", level=logging.ERROR, error=str(exc))
         return 1
+    except settings.RecordingConfigError as exc:
+        logs.event(log, "invalid recording settings", level=logging.ERROR, error=str(exc))
+        return 2
     return 0
 
 
@@ -61,6 +64,7 @@ async def serve(options: settings.ServeOptions) -> None:
     log = logs.get("server")
     drivers = registry.Registry.discover()
     loaded = _load(options, drivers)
+    recording_options = settings.recording_from_env(os.environ)
     for warning in loaded.warnings:
         logs.event(log, warning, level=logging.WARNING, event="config_warning")
     sock = sockets.bind(options.socket, mode=options.socket_mode)
@@ -68,7 +72,9 @@ async def serve(options: settings.ServeOptions) -> None:
     try:
         backends_ = await config.build(loaded, drivers=drivers)
         application = app.make_app(
-            backends_, keys.AppSettings(upload_idle_timeout=options.upload_idle_timeout)
+            backends_,
+            keys.AppSettings(upload_idle_timeout=options.upload_idle_timeout),
+            recording_options=recording_options,
         )
         runner = web.AppRunner(
             application,
@@ -93,6 +99,7 @@ async def serve(options: settings.ServeOptions) -> None:
             config=loaded.source,
             backends=[b.id for b in loaded.backends],
             default_backend=loaded.default_backend,
+            records_locations_in=recording_options and recording_options.namespace,
             pid=os.getpid(),
         )
         stop = asyncio.Event()
