@@ -45,12 +45,9 @@ import re
 from typing import Any
 
 from kglance.drivers import backends
+from kglance.operator import names
 from kglance.sidecar import kubeapi, logs, metrics, settings
 
-GROUP = "kglance.io"
-VERSION = "v1alpha1"
-PLURAL = "imagelocations"
-KIND = "ImageLocation"
 POD_LABEL = "kglance.io/pod"
 BACKEND_LABEL = "kglance.io/backend"
 CREATED_BY_LABEL = "app.kubernetes.io/created-by"
@@ -112,7 +109,9 @@ class Recorder:
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
         self._log = logs.get("recording")
-        self._collection = f"/apis/{GROUP}/{VERSION}/namespaces/{options.namespace}/{PLURAL}"
+        self._collection = (
+            f"/apis/{names.API_VERSION}/namespaces/{options.namespace}/{names.IMAGELOCATIONS}"
+        )
 
     # ----------------------------------------------------------------- what the routes call
 
@@ -278,8 +277,8 @@ class Recorder:
             "metadata": dict(result.metadata),
         }
         body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": KIND,
+            "apiVersion": names.API_VERSION,
+            "kind": names.IMAGELOCATION_KIND,
             "metadata": {
                 "name": record.name,
                 "namespace": self._options.namespace,

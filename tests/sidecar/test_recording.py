@@ -27,6 +27,7 @@ import aiohttp
 import kmock as km
 import pytest
 
+from kglance.operator import names
 from kglance.sidecar import recording, settings
 from tests.sidecar import harness
 
@@ -314,7 +315,7 @@ async def test_a_delete_retires_the_record_so_a_late_finalizer_keeps_a_readded_i
         await put(process.socket, image_id)
         await harness.eventually(lambda: stored(api, name) is not None)
         # the operator's finalizer, as kopf would add it
-        finalizer = {"metadata": {"finalizers": ["kglance.io/delete-bytes"]}}
+        finalizer = {"metadata": {"finalizers": [names.FINALIZER]}}
         async with api.patch(path, json=finalizer) as resp:
             assert resp.status == 200
 
