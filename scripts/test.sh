@@ -73,6 +73,9 @@ log "installing ceph and swift"
 bash scripts/servers/install-ceph.sh
 bash scripts/servers/install-swift.sh "$SERVERS/tools"
 install_python
+log "helm and kubectl into .tools/bin"
+KGLANCE_HELM=$(bash scripts/tools/install-helm.sh)
+export KGLANCE_HELM  # tests/chart render and lint the chart with it
 trap stop_servers EXIT
 start_servers
 
