@@ -31,14 +31,25 @@ _RETRYABLE_STATUS = frozenset({401, 408, 429, 500, 502, 503, 504})
 class ApiError(Exception):
     """A call failed; ``reason`` is a short label for logs and metrics, never secret."""
 
-    def __init__(self, message: str, *, reason: str, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        status: int | None = None,
+        retryable: bool | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.reason = reason
         self.status = status
+        self._retryable = retryable
 
     @property
     def retryable(self) -> bool:
+        """By default: no answer (network, token) or an answer that may change on its own."""
+        if self._retryable is not None:
+            return self._retryable
         return self.status is None or self.status in _RETRYABLE_STATUS
 
 

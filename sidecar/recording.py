@@ -17,7 +17,8 @@ which the injecting webhook sets together with the namespace and pod name. Decis
 * **Re-adding the same image** (created 409): the object is patched with the new location,
   size and digests; its ``reclaimPolicy`` stays what it is (a user may have set Retain). If the
   object is being deleted (a finalizer still runs), the create is retried after backoff: patching
-  it would lose the new record when the deletion completes.
+  it would lose the new record when the deletion completes. An object of that name recording
+  another image or backend (made by hand) is never overwritten: the record fails with a warning.
 * **A DELETE through the sidecar deletes the ImageLocation** — the bytes are gone, so the object
   would only turn Failed at the next verification. Its ``reclaimPolicy`` is first set to Retain:
   the operator's finalizer then releases the object without touching storage, so a late
@@ -298,6 +299,14 @@ class Recorder:
             raise kubeapi.ApiError(
                 f"ImageLocation {record.name} is still being deleted",
                 reason="being_deleted",
+            )
+        theirs = existing.get("spec", {})
+        if (theirs.get("imageId"), theirs.get("backend")) != (result.image_id, result.backend):
+            raise kubeapi.ApiError(
+                f"ImageLocation {record.name} records image {theirs.get('imageId')!r} "
+                f"on backend {theirs.get('backend')!r}; left as it is",
+                reason="name_taken",
+                retryable=False,
             )
         patch = {"metadata": {"labels": self._labels(record)}, "spec": spec}
         await self._client.call(

@@ -299,6 +299,38 @@ async def test_the_same_image_added_again_patches_the_existing_record(
     assert "reclaimPolicy" not in patch.data["spec"]
 
 
+async def test_an_object_of_the_same_name_for_another_image_is_not_overwritten(
+    api: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serviceaccount: Path
+) -> None:
+    image_id = str(uuid.uuid4())
+    name = f"fast-{image_id}"
+    theirs = {
+        "apiVersion": "kglance.io/v1alpha1",
+        "kind": "ImageLocation",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"imageId": "another-image", "backend": "fast", "location": "file:///x/y"},
+    }
+    async with api.post(
+        f"/apis/kglance.io/v1alpha1/namespaces/{NAMESPACE}/imagelocations", json=theirs
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    async with sidecar(
+        tmp_path, monkeypatch, api_url=str(api.url), serviceaccount=serviceaccount
+    ) as process:
+        await put(process.socket, image_id)
+        await harness.eventually(lambda: bool(warnings(process)))
+        [warning] = warnings(process)
+        assert warning["message"] == "recording the image location failed; giving up"
+        assert "records image 'another-image'" in warning["error"]
+        failed = await metric(
+            process.socket, "kglance_sidecar_location_records_total", op="add", outcome="failed"
+        )
+        assert failed == 1
+    obj = stored(api, name)
+    assert obj is not None and obj["spec"] == theirs["spec"]
+    assert not [r for r in requests_to(api, name) if r.method == "PATCH"]
+
+
 async def test_a_delete_retires_the_record_so_a_late_finalizer_keeps_a_readded_image(
     api: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serviceaccount: Path
 ) -> None:
