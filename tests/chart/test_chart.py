@@ -287,7 +287,7 @@ OWN_RESOURCES = [
     rule("", ["secrets", "configmaps"], ["get", "list", "watch"]),
     # create cannot be limited by name (authorization runs before the name is known)
     rule("", ["secrets"], ["create"]),
-    rule("", ["secrets"], ["patch"], [names.CONFIG_SECRET]),
+    rule("", ["secrets"], ["patch", "delete"], [names.CONFIG_SECRET]),
     rule("", ["events"], ["create"]),
 ]
 CRD_WATCH = rule("apiextensions.k8s.io", ["customresourcedefinitions"], ["list", "watch"])
@@ -355,7 +355,7 @@ def test_rbac_has_no_wildcards_and_writes_secrets_only_by_name(helm: Helm, scena
             write = set(r["verbs"]) - {"get", "list", "watch"}
             if "secrets" in r["resources"] and write:
                 assert write == {"create"} or (
-                    write == {"patch"} and r["resourceNames"] == [names.CONFIG_SECRET]
+                    write <= {"patch", "delete"} and r["resourceNames"] == [names.CONFIG_SECRET]
                 ), r
 
 
