@@ -452,6 +452,25 @@ def test_watch_namespaces_and_replicas(helm: Helm) -> None:
     assert not settings.standalone
 
 
+def test_webhook_only_in_watched_namespaces(helm: Helm) -> None:
+    manifests = helm.template(*SCENARIOS["watch-namespaces"])
+    (webhook,) = one(manifests, "MutatingWebhookConfiguration")["webhooks"]
+    assert webhook["namespaceSelector"]["matchExpressions"][1] == {
+        "key": "kubernetes.io/metadata.name",
+        "operator": "In",
+        "values": ["team-a", "team-b"],
+    }
+
+
+def test_disruption_budget_only_with_replicas(helm: Helm) -> None:
+    assert find(helm.template(), "PodDisruptionBudget") == []
+    manifests = helm.template(*SCENARIOS["replicas-2"])
+    budget = one(manifests, "PodDisruptionBudget")
+    assert budget["spec"]["minAvailable"] == 1
+    deployment = one(manifests, "Deployment")
+    assert budget["spec"]["selector"] == deployment["spec"]["selector"]
+
+
 def test_webhook_off(helm: Helm) -> None:
     manifests = helm.template(*SCENARIOS["webhook-off"])
     kinds = {m["kind"] for m in manifests}
