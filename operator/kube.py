@@ -105,8 +105,11 @@ class Api:
         self._login = login
         self._timeout = timeout
         self._connection: _Connection | None = None
+        self._closed = False
 
     def _connect(self) -> _Connection:
+        if self._closed:
+            raise RuntimeError("the API client is closed")
         if self._connection is None:
             info = self._login()
             if info is None:
@@ -131,7 +134,7 @@ class Api:
                 headers={"Content-Type": content_type} if body is not None else None,
             ) as response:
                 if response.status == 401 and attempt == 1:
-                    await self.aclose()  # the token may have rotated: log in again
+                    await self._disconnect()  # the token may have rotated: log in again
                     continue
                 payload = await _json(response)
                 if response.status >= 400:
@@ -167,10 +170,14 @@ class Api:
             raise
         return True
 
-    async def aclose(self) -> None:
+    async def _disconnect(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.aclose()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await self._disconnect()
 
 
 async def _json(response: aiohttp.ClientResponse) -> dict[str, Any]:

@@ -3,8 +3,8 @@
 The operator renders a second copy of the namespace's configuration for itself (its own
 volume root, the same credentials) and builds the one backend being probed from it with the
 sidecar's own config reader, so a probe that passes means the sidecar's configuration works,
-not merely that some host answers. The rendered files hold credentials; they live in a private
-temporary directory only for the length of one probe.
+not merely that some host answers. The rendered files hold credentials; the caller keeps them
+in a private temporary directory only for the length of one probe.
 
 A file backend's data lives on a volume the operator usually does not mount. Building its
 driver would create the directory in the operator's filesystem and then report a healthy
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,7 +29,7 @@ REACHABLE = "Reachable"
 PROBE_TIMEOUT = 30.0
 
 
-def _write_files(directory: str, files: Mapping[str, bytes]) -> str:
+def write_files(directory: str, files: Mapping[str, bytes]) -> str:
     for name, content in files.items():
         path = os.path.join(directory, name)
         with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
@@ -54,7 +53,7 @@ def _load(
     directory: str, files: Mapping[str, bytes], *, backend_id: str, drivers: registry.Registry
 ) -> config.BackendSpec | Condition:
     """The backend's spec from the written files, or the condition saying why there is none."""
-    path = _write_files(directory, files)
+    path = write_files(directory, files)
     try:
         service = config.read(path, drivers=drivers)
     except errors.StoreError as exc:
@@ -74,28 +73,28 @@ def _load(
 
 
 async def probe(
-    files: Mapping[str, bytes], *, backend_id: str, drivers: registry.Registry
+    files: Mapping[str, bytes], *, directory: str, backend_id: str, drivers: registry.Registry
 ) -> Condition:
-    """Build ``backend_id`` from the rendered ``files`` and run its driver's ``check()``."""
-    with tempfile.TemporaryDirectory(prefix="kglance-probe-") as directory:
-        loaded = await asyncio.to_thread(
-            _load, directory, files, backend_id=backend_id, drivers=drivers
-        )
-        if isinstance(loaded, Condition):
-            return loaded
-        try:
-            driver = drivers.build(loaded.type, loaded.options, backend_id=loaded.id)
-        except errors.StoreError as exc:
-            return Condition(REACHABLE, "False", type(exc).__name__, exc.message)
-        try:
-            async with asyncio.timeout(PROBE_TIMEOUT):
-                await driver.check()
-        except errors.StoreError as exc:
-            return Condition(REACHABLE, "False", type(exc).__name__, exc.message)
-        except TimeoutError:
-            return Condition(REACHABLE, "False", "Timeout", f"no answer in {PROBE_TIMEOUT:g} s")
-        finally:
-            await driver.aclose()
+    """Write the rendered ``files`` into ``directory`` (the ``config_dir`` they were rendered
+    for), build ``backend_id`` from them and run its driver's ``check()``."""
+    loaded = await asyncio.to_thread(
+        _load, directory, files, backend_id=backend_id, drivers=drivers
+    )
+    if isinstance(loaded, Condition):
+        return loaded
+    try:
+        driver = drivers.build(loaded.type, loaded.options, backend_id=loaded.id)
+    except errors.StoreError as exc:
+        return Condition(REACHABLE, "False", type(exc).__name__, exc.message)
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            await driver.check()
+    except errors.StoreError as exc:
+        return Condition(REACHABLE, "False", type(exc).__name__, exc.message)
+    except TimeoutError:
+        return Condition(REACHABLE, "False", "Timeout", f"no answer in {PROBE_TIMEOUT:g} s")
+    finally:
+        await driver.aclose()
     return Condition(REACHABLE, "True", "Probed", f"the {loaded.type} backend answered")
 
 
