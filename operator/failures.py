@@ -62,5 +62,8 @@ def translated(*, retry: int = 0) -> Iterator[None]:
         yield
     except (kopf.TemporaryError, kopf.PermanentError):
         raise
+    except pydantic.ValidationError as exc:
+        # not chained: pydantic's own text repeats the input values
+        raise to_kopf(exc, retry=retry) from None
     except Exception as exc:
         raise to_kopf(exc, retry=retry) from exc

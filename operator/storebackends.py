@@ -89,7 +89,9 @@ def _digest(files: Mapping[str, bytes]) -> str:
 class _Build:
     """An operator-side build of a namespace's backends and the directory its files live in."""
 
-    def __init__(self, digest: str, built: backends.Backends, directory: Any) -> None:
+    def __init__(
+        self, digest: str, built: backends.Backends, directory: tempfile.TemporaryDirectory[str]
+    ) -> None:
         self.digest = digest
         self.backends = built
         self.directory = directory
