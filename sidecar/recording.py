@@ -294,6 +294,20 @@ class Recorder:
                 raise
         else:
             return "created"
+        try:
+            return await self._update(record, spec)
+        except kubeapi.ApiError as exc:
+            if exc.status != 404:
+                raise
+            # deleted between our create and this update (a finalizer let go): create again
+            raise kubeapi.ApiError(
+                f"ImageLocation {record.name} vanished while being updated",
+                reason="vanished",
+                retryable=True,
+            ) from None
+
+    async def _update(self, record: Record, spec: dict[str, Any]) -> str:
+        """Patch the object of the same name, if it records the same image, as ``record``."""
         existing = await self._client.call("GET", self._object(record))
         if existing.get("metadata", {}).get("deletionTimestamp"):
             raise kubeapi.ApiError(
@@ -301,7 +315,7 @@ class Recorder:
                 reason="being_deleted",
             )
         theirs = existing.get("spec", {})
-        if (theirs.get("imageId"), theirs.get("backend")) != (result.image_id, result.backend):
+        if (theirs.get("imageId"), theirs.get("backend")) != (record.image_id, record.backend):
             raise kubeapi.ApiError(
                 f"ImageLocation {record.name} records image {theirs.get('imageId')!r} "
                 f"on backend {theirs.get('backend')!r}; left as it is",

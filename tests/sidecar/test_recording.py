@@ -4,9 +4,11 @@ The emulator is a real HTTP server speaking the Kubernetes API (plain http, whic
 accepts only for a loopback address given explicitly); the sidecar runs as a child process with
 the environment the injecting webhook gives it and a service account directory of our own.
 Covered: the recorded object and its fields, the bearer token (rotated too) never leaving the
-Authorization header, the 409 path, the delete path behind an operator's finalizer, an API that
-is down (the add still succeeds; warning, metrics, bounded queue), an API that comes up late,
-the flush at shutdown, and the names and settings on their own.
+Authorization header, TLS verified against the service account's CA (the emulator is also
+served over https for that), the 409 path (and the object vanishing in between, and an object
+of the same name for another image), the delete path behind an operator's finalizer, an API
+that is down (the add still succeeds; warning, metrics, bounded queue), an API that comes up
+late, an API that refuses (403), the flush at shutdown, and the names and settings alone.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import json
 import re
 import signal
 import socket
+import ssl
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -39,9 +43,20 @@ DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z
 
 
 class Emulator(km.KubernetesEmulator):
-    """kmock's emulator plus the metadata a real API server fills in on create."""
+    """kmock's emulator plus the metadata a real API server fills in on create.
+
+    ``vanish_before_get``: names of ImageLocations deleted just before the next GET of them,
+    as when a finalizer lets go between two calls of the sidecar.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.vanish_before_get: set[str] = set()
 
     async def _handle(self, request: km.Request) -> aiohttp.web.StreamResponse:
+        if request.action == km.action.FETCH and request.name in self.vanish_before_get:
+            self.vanish_before_get.discard(request.name)
+            self.objects[IMAGES, request.namespace, request.name].delete()
         if request.action == km.action.CREATE and isinstance(request.data, dict):
             metadata = request.data.setdefault("metadata", {})
             metadata.setdefault("uid", str(uuid.uuid4()))
@@ -299,6 +314,48 @@ async def test_the_same_image_added_again_patches_the_existing_record(
     assert "reclaimPolicy" not in patch.data["spec"]
 
 
+async def test_an_object_deleted_between_the_conflict_and_the_update_is_created_again(
+    api: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serviceaccount: Path
+) -> None:
+    image_id = str(uuid.uuid4())
+    name = f"fast-{image_id}"
+    old = {
+        "apiVersion": "kglance.io/v1alpha1",
+        "kind": "ImageLocation",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"imageId": image_id, "backend": "fast", "location": "file:///old/copy"},
+    }
+    async with api.post(
+        f"/apis/kglance.io/v1alpha1/namespaces/{NAMESPACE}/imagelocations", json=old
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    api.vanish_before_get.add(name)
+    async with sidecar(
+        tmp_path, monkeypatch, api_url=str(api.url), serviceaccount=serviceaccount
+    ) as process:
+        answer = await put(process.socket, image_id)
+
+        async def created() -> bool:
+            count = await metric(
+                process.socket,
+                "kglance_sidecar_location_records_total",
+                op="add",
+                outcome="created",
+            )
+            return count == 1
+
+        await harness.eventually(created)
+        [warning] = warnings(process)
+        assert warning["message"] == "recording the image location failed; will retry"
+        assert "vanished" in warning["error"]
+    obj = stored(api, name)
+    assert obj is not None
+    assert obj["spec"]["location"] == answer["location"]
+    assert obj["spec"]["reclaimPolicy"] == "Delete"
+    calls = [(r.method, r.name) for r in requests_to(api, name)]
+    assert calls == [("POST", None), ("POST", None), ("GET", name), ("POST", None)]
+
+
 async def test_an_object_of_the_same_name_for_another_image_is_not_overwritten(
     api: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serviceaccount: Path
 ) -> None:
@@ -414,6 +471,117 @@ async def test_a_delete_leaves_a_record_of_another_location_alone(
         assert stored(api, name) is not None
         changes = [r for r in requests_to(api, name) if r.method in ("PATCH", "DELETE")]
         assert len(changes) == 1  # the test's own patch
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed CA (certificate, key) made with the openssl command."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    openssl(
+        "req", "-x509", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={name}",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    )  # fmt: skip
+    return cert, key
+
+
+def make_server_cert(directory: Path, *, ca: tuple[Path, Path]) -> tuple[Path, Path]:
+    """A serving certificate for 127.0.0.1 signed by ``ca``."""
+    cert, key, csr = directory / "tls.crt", directory / "tls.key", directory / "tls.csr"
+    extensions = directory / "tls.ext"
+    extensions.write_text(
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+    )
+    openssl(
+        "req", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-keyout", str(key), "-out", str(csr), "-subj", "/CN=kubernetes",
+    )  # fmt: skip
+    openssl(
+        "x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]),
+        "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(extensions),
+    )  # fmt: skip
+    return cert, key
+
+
+def openssl(*args: str) -> None:
+    result = subprocess.run(["openssl", *args], capture_output=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr.decode()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    directory = tmp_path_factory.mktemp("pki")
+    ca = make_ca(directory, "cluster-ca")
+    other, _ = make_ca(directory / "other", "other-ca")
+    cert, key = make_server_cert(directory, ca=ca)
+    return {"ca": ca[0], "other_ca": other, "cert": cert, "key": key}
+
+
+@contextlib.asynccontextmanager
+async def over_tls(api: Emulator, pki: dict[str, Path]) -> AsyncIterator[str]:
+    """The emulator also served over https (aiohttp's low-level server); its URL."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki["cert"], pki["key"])
+    handler = aiohttp.web.Server(api)
+    server = await asyncio.get_running_loop().create_server(handler, "127.0.0.1", 0, ssl=context)
+    try:
+        yield f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await handler.shutdown(1.0)
+        await server.wait_closed()
+
+
+async def test_the_api_server_is_verified_against_the_service_account_ca(
+    api: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    serviceaccount: Path,
+    token: str,
+    pki: dict[str, Path],
+) -> None:
+    (serviceaccount / "ca.crt").write_bytes(pki["ca"].read_bytes())
+    async with (
+        over_tls(api, pki) as url,
+        sidecar(tmp_path, monkeypatch, api_url=url, serviceaccount=serviceaccount) as process,
+    ):
+        image_id = str(uuid.uuid4())
+        await put(process.socket, image_id)
+        await harness.eventually(lambda: stored(api, f"fast-{image_id}") is not None)
+    [request] = [r for r in api if r.resource == IMAGES]
+    assert request.headers["Authorization"] == f"Bearer {token}"
+    assert request.url.scheme == "https"
+
+
+async def test_an_api_server_the_ca_does_not_vouch_for_gets_nothing(
+    api: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    serviceaccount: Path,
+    token: str,
+    pki: dict[str, Path],
+) -> None:
+    (serviceaccount / "ca.crt").write_bytes(pki["other_ca"].read_bytes())
+    async with (
+        over_tls(api, pki) as url,
+        sidecar(
+            tmp_path,
+            monkeypatch,
+            api_url=url,
+            serviceaccount=serviceaccount,
+            KGLANCE_RECORD_ATTEMPTS="2",
+        ) as process,
+    ):
+        await put(process.socket, str(uuid.uuid4()))
+        await harness.eventually(lambda: len(warnings(process)) == 2)
+        assert "CERTIFICATE_VERIFY_FAILED" in warnings(process)[0]["error"]
+    assert not list(api)  # no request, so no token, ever reached the server
+    assert token not in process.log_text()
 
 
 # --------------------------------------------------------------------------- API trouble
