@@ -200,7 +200,8 @@ def _generic(section: _Section, block: pydantic.BaseModel, *, skip: Iterable[str
             content, secret = section.content(value)
             section.path_option(option, CA_SUFFIX, content, secret=secret)
         elif isinstance(value, tuple):
-            section.set(option, ",".join(value))
+            if value:  # empty: the option's default, nothing to write
+                section.set(option, ",".join(value))
         else:
             section.set(option, value)
 
