@@ -31,8 +31,9 @@ import aiohttp
 import kmock as km
 import pytest
 
-from kglance.operator import names
+from kglance.operator import names, spec
 from kglance.sidecar import recording, settings
+from tests.operator.test_crds import cel_failures, schema_errors
 from tests.sidecar import harness
 
 NAMESPACE = "images"
@@ -189,6 +190,13 @@ def requests_to(api: Emulator, name: str) -> Iterator[km.Request]:
             yield request
 
 
+def assert_valid_image_location(obj: dict[str, Any], *, old: dict[str, Any] | None = None) -> None:
+    """What the API server (CRD schema and CEL rules) and the operator would accept."""
+    assert schema_errors("ImageLocation", obj) == []
+    assert cel_failures("ImageLocation", obj, old) == []
+    spec.ImageLocationSpec.model_validate(obj["spec"])
+
+
 def warnings(process: harness.Sidecar) -> list[dict[str, Any]]:
     return [
         r
@@ -233,6 +241,7 @@ async def test_an_added_image_is_recorded_with_the_token_only_in_its_header(
         }
         assert answer["location"] == f"file://{tmp_path / 'fast' / image_id}"
         assert "status" not in obj  # the operator's part
+        assert_valid_image_location(obj)
         created = await metric(
             process.socket, "kglance_sidecar_location_records_total", op="add", outcome="created"
         )
@@ -303,6 +312,7 @@ async def test_the_same_image_added_again_patches_the_existing_record(
         assert obj["spec"]["reclaimPolicy"] == "Retain"  # the user's choice stays
         assert obj["metadata"]["labels"]["team"] == "a"
         assert obj["metadata"]["labels"]["kglance.io/pod"] == POD
+        assert_valid_image_location(obj, old=stale)
         updated = await metric(
             process.socket, "kglance_sidecar_location_records_total", op="add", outcome="updated"
         )
