@@ -325,6 +325,14 @@ def _set(document: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("ImageLocation", "cirros-fast", "spec.imageId", ".hidden", "does not match"),
         ("ImageLocation", "cirros-fast", "spec.reclaimPolicy", "Keep", "'Keep' is not one of"),
         ("ImageLocation", "cirros-fast", "spec.checksum", "XYZ", "does not match"),
+        ("ImageLocation", "cirros-fast", "spec.backend", "Fast", "does not match"),
+        (
+            "StoreBackend",
+            "objects",
+            "spec.s3.accessKey.secretKeyRef.name",
+            "S3_Creds",
+            "does not match",
+        ),
     ],
 )
 def test_invalid_objects_fail_the_schema(
