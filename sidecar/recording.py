@@ -113,6 +113,7 @@ class Recorder:
         self._collection = (
             f"/apis/{names.API_VERSION}/namespaces/{options.namespace}/{names.IMAGELOCATIONS}"
         )
+        self._update_pending()  # the gauge exists from the start, at 0
 
     # ----------------------------------------------------------------- what the routes call
 

@@ -214,6 +214,8 @@ async def test_an_added_image_is_recorded_with_the_token_only_in_its_header(
     async with sidecar(
         tmp_path, monkeypatch, api_url=str(api.url), serviceaccount=serviceaccount
     ) as process:
+        async with harness.session(process.socket) as client, client.get("/metrics") as resp:
+            assert "\nkglance_sidecar_location_records_pending 0\n" in await resp.text()
         image_id = str(uuid.uuid4())
         answer = await put(process.socket, image_id)
         name = f"fast-{image_id}"
