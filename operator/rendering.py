@@ -302,7 +302,6 @@ class _Rendered:
     type: str
     parsed: spec.StoreBackendSpec
     section: _Section
-    created: str
 
 
 def _render_backend(
@@ -335,35 +334,45 @@ def _render_backend(
     section.lines.append(("weight", str(parsed.weight)))
     _RENDERERS[parsed.type](section, parsed.block, volume_root=volume_root)
     _check_options(section, parsed.type, drivers)
-    created = str(_meta(body).get("creationTimestamp") or "")
-    return _Rendered(name, parsed.type, parsed, section, created)
+    return _Rendered(name, parsed.type, parsed, section)
+
+
+def _default_claims(backends: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Names of the backends claiming ``default: true``, oldest first (then by name).
+
+    Every claim counts, even of a backend left out for another problem, so which backends
+    conflict never depends on whether some Secret exists right now.
+    """
+    claims: dict[str, str] = {}
+    for body in backends:
+        name = str(_meta(body).get("name") or "")
+        body_spec = body.get("spec")
+        if name and isinstance(body_spec, Mapping) and body_spec.get("default") is True:
+            created = str(_meta(body).get("creationTimestamp") or "")
+            claims.setdefault(name, created)
+    return sorted(claims, key=lambda name: (claims[name], name))
 
 
 def _choose_default(
-    rendered: Sequence[_Rendered], problems: dict[str, list[Problem]]
-) -> tuple[str | None, list[str]]:
-    """The default backend among ``rendered``, and the claimants that lost to an older one."""
-    claimants = sorted((r for r in rendered if r.parsed.default), key=lambda r: (r.created, r.name))
-    losers = [r.name for r in claimants[1:]]
-    if claimants:
-        winner = claimants[0].name
-        for loser in losers:
-            problems.setdefault(loser, []).append(
-                Problem(
-                    DEFAULT_CONFLICT,
-                    "DefaultConflict",
-                    f"backend {winner} is already the default of this namespace",
-                )
+    claims: Sequence[str], rendered: Sequence[_Rendered], problems: dict[str, list[Problem]]
+) -> str | None:
+    """Mark the losing claims with DefaultConflict; the default among the problem-free."""
+    for loser in claims[1:]:
+        problems.setdefault(loser, []).append(
+            Problem(
+                DEFAULT_CONFLICT,
+                "DefaultConflict",
+                f"backend {claims[0]} is the default of this namespace (claimed earlier)",
             )
-    remaining = [r for r in rendered if r.name not in losers]
-    if claimants and claimants[0] in remaining:
-        return claimants[0].name, losers
-    if len(remaining) == 1:
-        return remaining[0].name, losers
-    if not remaining:
-        return None, losers
-    best = min(remaining, key=lambda r: (-r.parsed.weight, r.name))
-    return best.name, losers
+        )
+    candidates = [r for r in rendered if r.name not in problems]
+    if not candidates:
+        return None
+    if claims and claims[0] in {r.name for r in candidates}:
+        return claims[0]
+    if len(candidates) == 1:
+        return candidates[0].name
+    return min(candidates, key=lambda r: (-r.parsed.weight, r.name)).name
 
 
 def _conf(included: Sequence[_Rendered], default: str) -> bytes:
@@ -425,18 +434,18 @@ def render_namespace(
             )
         except _Unrenderable as exc:
             problems.setdefault(name, []).append(exc.problem)
-    default, losers = _choose_default(rendered, problems)
-    included = [r for r in rendered if r.name not in losers and r.name not in problems]
+    default = _choose_default(_default_claims(backends), rendered, problems)
+    included = [r for r in rendered if r.name not in problems]
     files: dict[str, bytes] = {}
     secret_files: set[str] = set()
-    if default is not None and included:
+    if default is not None:
         files[names.CONFIG_KEY] = _conf(included, default)
         for r in included:
             files.update(r.section.files)
             secret_files |= r.section.secret_files
     return Rendering(
         files=files,
-        default_backend=default if included else None,
+        default_backend=default,
         problems=problems,
         included=[r.name for r in included],
         referenced_secrets=referenced_secrets,

@@ -328,6 +328,28 @@ def test_oldest_default_claim_wins(tmp_path: pathlib.Path) -> None:
     assert service.default_backend == "old"
 
 
+def test_a_claim_counts_even_when_its_backend_is_left_out(tmp_path: pathlib.Path) -> None:
+    old = s3_backend("old")
+    old["spec"]["default"] = True
+    old["metadata"]["creationTimestamp"] = CREATED_OLD
+    young = file_backend("young", default=True)
+    young["metadata"]["creationTimestamp"] = CREATED_NEW
+    bodies = [old, young, file_backend("other")]
+    result = render(bodies, tmp_path, secrets={})  # old's Secret is missing
+    assert result.problems["old"][0].reason == "SecretNotFound"
+    assert result.problems["young"][0].reason == "DefaultConflict"
+    assert result.included == ["other"]
+    assert result.default_backend == "other"
+    assert read_back(result, tmp_path).default_backend == "other"
+
+
+def test_a_duplicate_is_never_the_default(tmp_path: pathlib.Path) -> None:
+    bodies = [file_backend("a", weight=9), file_backend("a"), file_backend("b")]
+    result = render(bodies, tmp_path)
+    assert result.default_backend == "b"
+    assert read_back(result, tmp_path).default_backend == "b"
+
+
 @pytest.mark.parametrize(
     ("bodies", "default"),
     [
