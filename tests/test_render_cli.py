@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import io
 import pathlib
 import sys
 from collections.abc import AsyncIterator
@@ -174,3 +175,22 @@ def test_without_pyyaml_names_the_extra(
     monkeypatch.setitem(sys.modules, "yaml", None)  # makes `import yaml` raise ImportError
     assert run("-f", str(EXAMPLES)) == 2
     assert "kglance[operator]" in capsys.readouterr().err
+
+
+def test_stdin_and_lists(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = """\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: kglance.io/v1alpha1
+  kind: StoreBackend
+  metadata: {name: fast}
+  spec: {type: file, file: {claimName: pvc}}
+"""
+    monkeypatch.setattr(sys, "stdin", io.StringIO(text))
+    assert run("-f", "-", "--volume-root", "/srv/volumes") == 0
+    out = capsys.readouterr().out
+    assert 'filesystem_store_datadir = "/srv/volumes/fast"' in out
+    assert "default_backend = fast" in out
