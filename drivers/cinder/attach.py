@@ -15,6 +15,15 @@ and the sidecar runs as root where it attaches at all, so os-brick's privileged 
 in-process (``set_client_mode(False)``); its file locks need oslo.concurrency's ``lock_path``.
 Both are process-wide settings of os-brick, set once, the same for every backend.
 
+os-brick is imported on a throwaway daemon thread, never on a pool thread. Importing it
+imports oslo.privsep → eventlet, and ``eventlet.hubs`` re-executes ``threading.py`` as a
+private copy (``patcher.original("threading")``); that copy's module body builds a
+``_MainThread`` whose ``_thread._set_sentinel()`` call replaces the *importing* thread's
+thread-state sentinel. The importing thread's own ``Thread._tstate_lock`` is then never
+released when it ends: ``join()`` on it, and ``threading._shutdown`` at interpreter exit
+(non-daemon pool threads are in ``_shutdown_locks``), wait forever for a thread that is long
+gone. A daemon thread that nobody joins can carry the orphaned lock harmlessly.
+
 What an attach yields is a ``Device``: a file or block device opened by path (LOCAL and
 every kernel connector), or the librbd handle the RBD connector returns when it does not
 map the image locally. Both offer positional ``pread``/``pwrite`` safe to call from threads.
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -43,17 +53,34 @@ DETACH_ATTEMPTS = 5  # attachment_delete on 5xx, as glance
 
 def prepare_os_brick(lock_path: str) -> Any:
     """Import os-brick's connector module configured for in-process privileged calls."""
-    with warnings.catch_warnings():
-        # oslo.privsep imports eventlet, which warns that it is deprecated
-        warnings.simplefilter("ignore")
-        import os_brick.privileged
-        from os_brick.initiator import connector
-        from oslo_concurrency import lockutils
-
-    os_brick.privileged.default.set_client_mode(False)
+    privileged, connector, lockutils = _import_os_brick()
+    privileged.default.set_client_mode(False)
     os.makedirs(lock_path, mode=0o700, exist_ok=True)
     lockutils.set_defaults(lock_path)
     return connector
+
+
+def _import_os_brick() -> tuple[Any, Any, Any]:
+    """``(os_brick.privileged, os_brick.initiator.connector, oslo_concurrency.lockutils)``,
+    imported on a daemon thread of their own (see the module docstring for why)."""
+    imported: concurrent.futures.Future[tuple[Any, Any, Any]] = concurrent.futures.Future()
+
+    def load() -> None:
+        try:
+            with warnings.catch_warnings():
+                # oslo.privsep imports eventlet, which warns that it is deprecated
+                warnings.simplefilter("ignore")
+                import os_brick.privileged
+                from os_brick.initiator import connector
+                from oslo_concurrency import lockutils
+        except BaseException as exc:
+            imported.set_exception(exc)
+        else:
+            imported.set_result((os_brick.privileged, connector, lockutils))
+
+    # waited for through the future: joining this thread could hang (its sentinel is replaced)
+    threading.Thread(target=load, name="kglance-os-brick-import", daemon=True).start()
+    return imported.result()
 
 
 class Device(abc.ABC):
