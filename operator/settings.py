@@ -37,6 +37,8 @@ class OperatorSettings(pydantic.BaseModel):
     probe_interval: float = pydantic.Field(default=60.0, gt=0)
     # seconds before a blocked deletion (backend still in use) is tried again
     retry_delay: float = pydantic.Field(default=10.0, gt=0)
+    # serve the sidecar-injection webhook (off: no admission server, no webhook handler)
+    webhook: bool = True
     webhook_port: int = pydantic.Field(default=9443, gt=0, lt=65536)
     webhook_cert_dir: str = "/etc/kglance/webhook-certs"
     # the kopf peering object that keeps two replicas from both acting
