@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,10 +90,17 @@ def _serving(config: Path, workdir: Path) -> Iterator[tuple[subprocess.Popen[byt
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], socket_path: Path, log_path: Path) -> None:
-    sidecar = harness.Sidecar(socket_path.parent, config=None, socket_path=socket_path)
-    sidecar.proc = proc
-    sidecar.log_path = log_path
-    sidecar.wait_listening()
+    deadline = time.monotonic() + harness.START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"kglance serve exited with {proc.returncode}:\n{log_path.read_text()}"
+            )
+        with contextlib.suppress(OSError):
+            if harness.request_sync(socket_path, "GET", "/readyz")[0] == 200:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"kglance serve did not become ready:\n{log_path.read_text()}")
 
 
 async def test_kglance_serve_with_a_cinder_backend_exits_on_sigterm() -> None:
