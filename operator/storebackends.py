@@ -177,7 +177,12 @@ class StoreBackends:
                 return
             inputs = await self.inputs(namespace, bodies)
             result = self.render(inputs, volume_root=self.settings.sidecar_volume_root)
-            await self._write_config(namespace, result.files)
+            if await self._write_config(namespace, result.files):
+                shown = ", ".join(result.included) or "no backend"
+                message = f"{names.CONFIG_SECRET} now configures {shown}"
+                for body in bodies:
+                    if body["metadata"]["name"] in result.included:
+                        kopf.info(_event_body(body), reason="ConfigRendered", message=message)
             for body in bodies:
                 if not body["metadata"].get("deletionTimestamp"):  # the release handler's
                     await self._update_status(body, result)
@@ -187,7 +192,8 @@ class StoreBackends:
             "secrets", namespace=namespace, name=names.CONFIG_SECRET if named else None
         )
 
-    async def _write_config(self, namespace: str, files: Mapping[str, bytes]) -> None:
+    async def _write_config(self, namespace: str, files: Mapping[str, bytes]) -> bool:
+        """Create or patch the config Secret; whether anything changed."""
         data = kube.encode_data(files)
         labels = dict(names.LABELS)
         existing = await self.api.get(self._config_path(namespace))
@@ -201,17 +207,18 @@ class StoreBackends:
             }
             await self.api.create(self._config_path(namespace, named=False), body)
             logger.info("Config Secret %s/%s created", namespace, names.CONFIG_SECRET)
-            return
+            return True
         current = existing.get("data") or {}
         current_labels = (existing.get("metadata") or {}).get("labels") or {}
         if current == data and all(current_labels.get(k) == v for k, v in labels.items()):
-            return
+            return False
         # a merge patch: keys no longer rendered are removed with null
         patch_data: dict[str, str | None] = {key: None for key in current if key not in data}
         patch_data.update(data)
         patch = {"metadata": {"labels": labels}, "data": patch_data}
         await self.api.patch(self._config_path(namespace), patch)
         logger.info("Config Secret %s/%s updated", namespace, names.CONFIG_SECRET)
+        return True
 
     async def _update_status(
         self,
@@ -244,7 +251,7 @@ class StoreBackends:
         after = _ready(status.get("conditions") or [])
         if after is not None and (before is None or before[:2] != after[:2]):
             post = kopf.info if after[0] == "True" else kopf.warn
-            post(kopf.Body(cast(kopf.RawBody, dict(body))), reason=after[1], message=after[2])
+            post(_event_body(body), reason=after[1], message=after[2])
 
     async def probe(self, body: Mapping[str, Any]) -> Condition:
         """Probe one backend through the operator's own rendering and record the verdict."""
@@ -321,6 +328,10 @@ class StoreBackends:
                 await build.aclose()
         self._builds.clear()
         self._retired.clear()
+
+
+def _event_body(body: Mapping[str, Any]) -> kopf.Body:
+    return kopf.Body(cast(kopf.RawBody, dict(body)))
 
 
 def _ready(items: Sequence[Mapping[str, Any]]) -> tuple[str, str, str] | None:

@@ -146,6 +146,10 @@ async def test_file_backend_ready_with_rendered_config(operator_env: OperatorEnv
 
     service = await env.wait_for(lambda: rendered(env, ns), what="config Secret")
     assert service.default_backend == "fast"
+    await env.wait_for(
+        lambda: {e.get("reason") for e in env.events(ns)} >= {"Ready", "ConfigRendered"},
+        what="Ready and ConfigRendered events",
+    )
     [spec] = service.backends
     assert (spec.id, spec.type, spec.description) == ("fast", "file", "fast disks")
     datadir = f"{names.SIDECAR_VOLUME_ROOT}/fast"
@@ -200,6 +204,10 @@ async def test_missing_secret_key_is_named_then_resolved(operator_env: OperatorE
         lambda: (s := rendered(env, ns)) and len(s.backends) == 2 and s, what="both rendered"
     )
     assert {b.id for b in service.backends} == {"fast", "objects"}
+
+    await env.delete("Secret", ns, "s3-creds")
+    gone = await wait_condition(env, ns, "objects", "SecretsResolved", "False", "SecretNotFound")
+    assert gone["message"] == "Secret s3-creds not found"
 
 
 def s3_secret_key(env: OperatorEnv, namespace: str) -> str | None:
