@@ -256,6 +256,48 @@ async def test_default_conflict_marks_the_younger_claimant(operator_env: Operato
     assert service.default_backend == "first"
 
 
+@in_module_loop
+async def test_config_map_rotation_rerenders(operator_env: OperatorEnv) -> None:
+    env, ns = operator_env, "configmap"
+    bundle = {"name": "web-ca", "key": "ca.pem"}
+    await env.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "web-ca", "namespace": ns},
+            "data": {"ca.pem": "FIRST BUNDLE"},
+        }
+    )
+    backend = file_backend("web", ns)
+    backend["spec"] = {"type": "http", "http": {"caBundle": {"configMapKeyRef": bundle}}}
+    await env.create(backend)
+
+    def ca_file() -> bytes | None:
+        obj = env.get("Secret", ns, names.CONFIG_SECRET)
+        data = (obj or {}).get("data") or {}
+        return base64.b64decode(data["web.ca.pem"]) if "web.ca.pem" in data else None
+
+    await env.wait_for(lambda: ca_file() == b"FIRST BUNDLE", what="CA bundle rendered")
+    service = rendered(env, ns)
+    assert service is not None
+    ca_path = f"{names.SIDECAR_CONFIG_DIR}/web.ca.pem"  # where the sidecar mounts the Secret
+    assert service.backends[0].options["https_ca_certificates_file"] == ca_path
+
+    await env.patch("ConfigMap", ns, "web-ca", {"data": {"ca.pem": "SECOND BUNDLE"}})
+    await env.wait_for(lambda: ca_file() == b"SECOND BUNDLE", what="CA bundle re-rendered")
+
+
+@in_module_loop
+async def test_invalid_spec_is_a_condition(operator_env: OperatorEnv) -> None:
+    env, ns = operator_env, "invalid"
+    backend = file_backend("broken", ns)
+    backend["spec"] = {"type": "s3"}  # the CRD's CEL rule refuses this; the emulator does not
+    await env.create(backend)
+    invalid = await wait_condition(env, ns, "broken", "SpecValid", "False", "InvalidSpec")
+    assert "s3" in invalid["message"]
+    await wait_condition(env, ns, "broken", "Ready", "False", "InvalidSpec")
+
+
 def image_location(name: str, namespace: str, *, backend: str) -> dict[str, Any]:
     image_id = str(uuid.uuid4())
     return {
