@@ -5,7 +5,8 @@
 # control), but `buildah run --isolation chroot` runs a command in a working container made from
 # the image, as the image's user and with the host's network. Checked, as the image's uid 10001:
 #   * `kglance --version`, and that the process runs as uid 10001 with the venv first on PATH
-#   * rados and rbd import (Debian's bindings linked into the venv)
+#   * rados and rbd import (Debian's bindings linked into the venv), and every extra's SDK;
+#     `kglance operator --help` once the CLI has that subcommand
 #   * `kglance serve` on a filesystem backend in a temporary directory, then put, stat, get
 #     --expect (the digests put reported) and rm through its Unix socket with the image's own
 #     client, bytes compared
@@ -83,6 +84,12 @@ cd /smoke
 [ "$(command -v kglance)" = /opt/kglance/bin/kglance ] || fail "kglance on PATH is $(command -v kglance)"
 kglance --version
 python -c 'import rados, rbd; print("rados", rados.Rados().version(), "rbd", rbd.RBD().version())'
+# every extra's SDK (the one image serves every StoreBackend type and runs the operator)
+python -c 'import boto3, swiftclient, keystoneauth1, cinderclient, os_brick, oslo_config, kopf, kubernetes'
+if kglance --help | grep -qw operator; then
+    kglance operator --help >/dev/null || fail "kglance operator --help failed"
+    echo "kglance operator: present"
+fi
 kglance serve --config /smoke/glance-store.conf --socket /smoke/kglance.sock --reload-interval 0 \
     --log-level warning 2>serve.log &
 serve=$!
