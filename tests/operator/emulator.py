@@ -219,7 +219,7 @@ class OperatorEnv:
             await asyncio.sleep(0.05)
 
 
-def test_kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
+def emulator_kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     """The production kopf settings with what the emulator cannot serve turned off."""
     tuned = main.kopf_settings(settings)
     tuned.scanning.disabled = True  # the emulator answers 500 to a namespace list
@@ -228,9 +228,6 @@ def test_kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     tuned.watching.connect_timeout = 5
     tuned.peering.standalone = True
     return tuned
-
-
-test_kopf_settings.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
 @contextlib.asynccontextmanager
@@ -248,7 +245,7 @@ async def running_operator(settings: OperatorSettings) -> AsyncIterator[Operator
         task = asyncio.create_task(
             kopf.operator(
                 registry=handlers.make_registry(settings, login=login),
-                settings=test_kopf_settings(settings),
+                settings=emulator_kopf_settings(settings),
                 standalone=True,
                 clusterwide=settings.clusterwide,
                 namespaces=list(settings.namespaces),
