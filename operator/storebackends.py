@@ -270,6 +270,8 @@ class StoreBackends:
         async with self.lock(namespace):
             fresh = await self.api.get(self._path(namespace, name))
             if fresh is not None and not (fresh.get("metadata") or {}).get("deletionTimestamp"):
+                # read again: a rotation may have been rendered while the probe ran
+                inputs = await self.inputs(namespace, await self.list_backends(namespace))
                 sidecar_view = self.render(inputs, volume_root=self.settings.sidecar_volume_root)
                 await self._update_status(_with_kind(fresh), sidecar_view, probe=verdict)
         return verdict
