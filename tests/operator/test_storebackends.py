@@ -32,7 +32,8 @@ import pytest
 
 from kglance import cli
 from kglance.drivers import errors, registry
-from kglance.operator import failures, kube, main, names, storebackends
+from kglance.operator import conditions, failures, kube, main, names, storebackends
+from kglance.operator.conditions import Condition
 from kglance.operator.settings import OperatorSettings
 from kglance.sidecar import config
 from tests.operator.emulator import (
@@ -538,3 +539,19 @@ def test_kopf_settings_as_tuned() -> None:
     standalone = main.kopf_settings(OperatorSettings(standalone=True, webhook=False))
     assert standalone.peering.standalone and not standalone.peering.mandatory
     assert standalone.admission.server is None
+
+
+def test_conditions_keep_their_transition_time_while_the_status_holds() -> None:
+    first = conditions.merge(
+        [], [Condition("Ready", "False", "SecretKeyMissing", "a")], generation=1, timestamp="t1"
+    )
+    reworded = conditions.merge(
+        first, [Condition("Ready", "False", "SecretNotFound", "b")], generation=2, timestamp="t2"
+    )
+    assert reworded[0]["lastTransitionTime"] == "t1"
+    assert (reworded[0]["reason"], reworded[0]["observedGeneration"]) == ("SecretNotFound", 2)
+    flipped = conditions.merge(
+        reworded, [Condition("Ready", "True", "Ready", "ok")], generation=2, timestamp="t3"
+    )
+    assert flipped[0]["lastTransitionTime"] == "t3"
+    assert conditions.same(reworded, reworded) and not conditions.same(reworded, flipped)
