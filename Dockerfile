@@ -53,7 +53,7 @@ RUN set -eu; missing=; \
     done; \
     if [ -n "$missing" ]; then \
         apt-get update -q && apt-get install -y -q --no-install-recommends $missing; \
-        rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /var/log/apt /var/log/dpkg.log; \
+        apt-get clean; rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log; \
     fi
 # uid 10001: outside the ranges Debian and most hosts hand out. Not named "operator": Debian
 # already has a group of that name.

@@ -11,6 +11,9 @@
 #   scripts/image/build.sh               from the working tree, as `docker build .` would
 #   scripts/image/build.sh --from-head   from the last commit only (git archive HEAD)
 #   scripts/image/build.sh --export      also write .image/out/kglance-<version>.oci.tar
+#   scripts/image/build.sh --plain-base  on make-base.sh --plain (no Debian packages
+#                                        preinstalled): checks the apt-get path `docker build .`
+#                                        takes, with apt reaching the host's mirror
 #
 # Environment: KGLANCE_PYTHON (host Python with pip used for downloads: default .venv/bin/python,
 # else python3), and env.sh's variables. Prints the image name and size; timings go to stderr.
@@ -23,11 +26,15 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=env.sh
 . "$HERE/env.sh"
 
-from_head=0 export_archive=0
+from_head=0 export_archive=0 base_args=()
 for arg in "$@"; do
     case $arg in
     --from-head) from_head=1 ;;
     --export) export_archive=1 ;;
+    --plain-base)
+        base_args=(--plain)
+        KGLANCE_BASE_IMAGE=$KGLANCE_PLAIN_BASE_IMAGE
+        ;;
     *) die "unknown argument $arg (see the header of $0)" ;;
     esac
 done
@@ -39,7 +46,7 @@ LOGS=$KGLANCE_IMAGE_DIR/logs
 mkdir -p "$LOGS"
 
 apt_install_missing buildah debootstrap
-bash "$HERE/make-base.sh"
+bash "$HERE/make-base.sh" "${base_args[@]}"
 
 # -- the build context: the files .dockerignore lets in, plus the wheelhouse ----------------------
 say "assembling the build context ($([ $from_head = 1 ] && echo HEAD || echo working tree))"

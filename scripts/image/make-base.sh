@@ -12,6 +12,10 @@
 #
 #   scripts/image/make-base.sh            build unless the base image exists
 #   scripts/image/make-base.sh --force    rebuild (re-runs debootstrap)
+#   scripts/image/make-base.sh --plain    $KGLANCE_PLAIN_BASE_IMAGE instead: the same slim
+#                                         bookworm without those packages, like debian:bookworm-slim,
+#                                         so a build takes the Dockerfile's apt-get path (build.sh
+#                                         --plain-base; apt then needs the host's mirror)
 #
 # Environment: KGLANCE_DEBIAN_MIRROR (default: the host's first apt mirror), see env.sh.
 set -euo pipefail
@@ -35,7 +39,17 @@ host_mirror() {
 }
 
 force=0
-[ "${1:-}" = --force ] && force=1
+for arg in "$@"; do
+    case $arg in
+    --force) force=1 ;;
+    --plain)
+        PACKAGES=
+        ROOTFS=$KGLANCE_IMAGE_DIR/rootfs-bookworm-plain
+        KGLANCE_BASE_IMAGE=$KGLANCE_PLAIN_BASE_IMAGE
+        ;;
+    *) die "unknown argument $arg (see the header of $0)" ;;
+    esac
+done
 apt_install_missing buildah debootstrap
 if ((!force)) && buildah inspect --type image "$KGLANCE_BASE_IMAGE" >/dev/null 2>&1; then
     say "$KGLANCE_BASE_IMAGE exists (--force rebuilds it)"
@@ -45,8 +59,8 @@ fi
 if ((force)) || [ ! -e "$ROOTFS/.kglance-base-complete" ]; then
     rm -rf "$ROOTFS"
     mirror=${KGLANCE_DEBIAN_MIRROR:-$(host_mirror)}
-    say "debootstrap bookworm from $mirror with $PACKAGES"
-    debootstrap --variant=minbase --include="$PACKAGES" bookworm "$ROOTFS" "$mirror" \
+    say "debootstrap bookworm from $mirror with ${PACKAGES:-no extra packages}"
+    debootstrap --variant=minbase ${PACKAGES:+--include="$PACKAGES"} bookworm "$ROOTFS" "$mirror" \
         >"$KGLANCE_IMAGE_DIR/debootstrap.log" 2>&1 ||
         { tail -n 20 "$KGLANCE_IMAGE_DIR/debootstrap.log" >&2; die "debootstrap failed"; }
     # what debian:bookworm-slim leaves out, for these packages and every later apt-get install
@@ -61,6 +75,7 @@ CFG
     find "$ROOTFS/usr/share/doc" -mindepth 2 ! -name copyright ! -type d -delete
     find "$ROOTFS/usr/share/doc" -mindepth 1 -type d -empty -delete
     rm -rf "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/* "$ROOTFS"/var/cache/apt/archives/*.deb \
+        "$ROOTFS"/var/cache/apt/*.bin \
         "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/log/*.log "$ROOTFS"/var/cache/debconf/*-old
     find "$ROOTFS/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
     touch "$ROOTFS/.kglance-base-complete"
@@ -74,7 +89,7 @@ tar -C "$ROOTFS" --exclude=./.kglance-base-complete --exclude='./proc/*' --exclu
     --exclude='./dev/*' -cf - . | tar -C "$mnt" -xpf -
 buildah umount "$ctr" >/dev/null
 buildah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    --cmd /bin/bash --label org.opencontainers.image.description="Debian 12 minbase + python3, python3-rados, python3-rbd" \
+    --cmd /bin/bash --label org.opencontainers.image.description="Debian 12 minbase + ${PACKAGES:-nothing}" \
     "$ctr"
 buildah commit --quiet --rm "$ctr" "$KGLANCE_BASE_IMAGE" >/dev/null
 trap - EXIT
