@@ -3,7 +3,8 @@
 #
 # Why buildah run: podman/crun cannot start containers on these machines (no rlimit or cgroup
 # control), but `buildah run --isolation chroot` runs a command in a working container made from
-# the image, as the image's user and with the host's network. Checked, as the image's uid 10001:
+# the image, as the image's user and with the host's network. Checked: the image's config names
+# user 10001:10001 and entrypoint kglance; then inside the image, as that user:
 #   * `kglance --version`, and that the process runs as uid 10001 with the venv first on PATH
 #   * rados and rbd import (Debian's bindings linked into the venv), and every extra's SDK;
 #     `kglance operator --help` once the CLI has that subcommand
@@ -85,7 +86,7 @@ cd /smoke
 kglance --version
 python -c 'import rados, rbd; print("rados", rados.Rados().version(), "rbd", rbd.RBD().version())'
 # every extra's SDK (the one image serves every StoreBackend type and runs the operator)
-python -c 'import boto3, swiftclient, keystoneauth1, cinderclient, os_brick, oslo_config, kopf, kubernetes'
+python -c 'import boto3, swiftclient, keystoneauth1, cinderclient, os_brick, oslo_config, kopf, yaml'
 if kglance --help | grep -qw operator; then
     kglance operator --help >/dev/null || fail "kglance operator --help failed"
     echo "kglance operator: present"
@@ -124,6 +125,11 @@ trap - EXIT
 echo "inside: all checks passed"
 INSIDE
 chmod 0755 "$STAGE/inside.sh"
+
+# the image's configuration, as a kubelet would read it
+config=$(buildah inspect --type image --format '{{.OCIv1.Config.User}} {{.OCIv1.Config.Entrypoint}}' "$KGLANCE_IMAGE")
+[ "$config" = '10001:10001 [kglance]' ] || die "image user and entrypoint are $config"
+say "user 10001:10001, entrypoint kglance"
 
 ctr=$(buildah from --pull=never "$KGLANCE_IMAGE")
 buildah copy --quiet --chown 10001:10001 "$ctr" "$STAGE" /smoke >/dev/null
