@@ -8,9 +8,10 @@
 #   * `kglance --version`, and that the process runs as uid 10001 with the venv first on PATH
 #   * rados and rbd import (Debian's bindings linked into the venv), and every extra's SDK;
 #     `kglance operator --help` once the CLI has that subcommand
-#   * `kglance serve` on a filesystem backend in a temporary directory, then put, stat, get
-#     --expect (the digests put reported) and rm through its Unix socket with the image's own
-#     client, bytes compared
+#   * `kglance serve` with the injected sidecar's arguments (config /etc/kglance/glance-store.conf,
+#     socket /run/kglance/kglance.sock) on a filesystem backend, then put, stat, get --expect
+#     (the digests put reported) and rm with the image's own client finding the socket through
+#     KGLANCE_SOCKET, bytes compared
 #   * with KGLANCE_SMOKE_CEPH_ENV=FILE (the KEY=value file ceph-up.sh prints, default
 #     .servers/ceph.env when present; "none" skips): the same round trip on an rbd backend,
 #     so the image's librados and librbd talk to a real cluster
@@ -31,7 +32,7 @@ STAGE=$(mktemp -d "$KGLANCE_IMAGE_DIR/tmp/smoke.XXXXXX")
 ctr=
 cleanup() {
     [ -z "$ctr" ] || buildah rm "$ctr" >/dev/null 2>&1 || true
-    rm -rf "$STAGE"
+    rm -rf "$STAGE" "$STAGE.conf"
 }
 trap cleanup EXIT
 
@@ -39,7 +40,7 @@ trap cleanup EXIT
 backends=local:file
 cat >"$STAGE/backends.conf" <<'CONF'
 [local]
-filesystem_store_datadir = /smoke/images
+filesystem_store_datadir = /var/lib/kglance/volumes/local
 CONF
 if [ "$CEPH_ENV" != none ] && [ -r "$CEPH_ENV" ]; then
     # only what a client needs: no paths of the host's cluster directory leak in
@@ -91,12 +92,14 @@ if kglance --help | grep -qw operator; then
     kglance operator --help >/dev/null || fail "kglance operator --help failed"
     echo "kglance operator: present"
 fi
-kglance serve --config /smoke/glance-store.conf --socket /smoke/kglance.sock --reload-interval 0 \
+# the arguments the injected sidecar runs with; the clients find the socket through the
+# image's KGLANCE_SOCKET, as the application containers do
+kglance serve --config /etc/kglance/glance-store.conf --socket /run/kglance/kglance.sock \
     --log-level warning 2>serve.log &
 serve=$!
 trap 'kill $serve 2>/dev/null || true' EXIT
 i=0
-until kglance backends --socket /smoke/kglance.sock >backends.json 2>/dev/null; do
+until kglance backends >backends.json 2>/dev/null; do
     i=$((i + 1))
     [ "$i" -lt 150 ] || { cat serve.log >&2; fail "the sidecar did not answer within 30 s"; }
     kill -0 $serve 2>/dev/null || { cat serve.log >&2; fail "kglance serve exited"; }
@@ -104,16 +107,16 @@ until kglance backends --socket /smoke/kglance.sock >backends.json 2>/dev/null; 
 done
 python -c 'import json; print("backends:", *(b["id"] + ":" + b["type"] for b in json.load(open("backends.json"))))'
 head -c 3000000 /dev/urandom >image.raw
-for backend in $(sed -n 's/^enabled_backends = //p' glance-store.conf | tr ',' '\n' | cut -d: -f1); do
+for backend in $(sed -n 's/^enabled_backends = //p' /etc/kglance/glance-store.conf | tr ',' '\n' | cut -d: -f1); do
     id=$(python -c 'import uuid; print(uuid.uuid4())')
-    kglance put --socket /smoke/kglance.sock --backend "$backend" --id "$id" image.raw >put.json
-    size=$(kglance stat --socket /smoke/kglance.sock --backend "$backend" "$id" |
+    kglance put --backend "$backend" --id "$id" image.raw >put.json
+    size=$(kglance stat --backend "$backend" "$id" |
         python -c 'import json, sys; print(json.load(sys.stdin)["size"])')
     [ "$size" = 3000000 ] || fail "$backend: stat says $size bytes, put 3000000"
-    kglance get --socket /smoke/kglance.sock --backend "$backend" --expect put.json -o fetched.raw "$id"
+    kglance get --backend "$backend" --expect put.json -o fetched.raw "$id"
     cmp image.raw fetched.raw || fail "$backend: the bytes read back differ"
-    kglance rm --socket /smoke/kglance.sock --backend "$backend" "$id" >/dev/null
-    if kglance stat --socket /smoke/kglance.sock --backend "$backend" "$id" >/dev/null 2>&1; then
+    kglance rm --backend "$backend" "$id" >/dev/null
+    if kglance stat --backend "$backend" "$id" >/dev/null 2>&1; then
         fail "$backend: $id still exists after rm"
     fi
     rm -f fetched.raw
@@ -132,6 +135,10 @@ config=$(buildah inspect --type image --format '{{.OCIv1.Config.User}} {{.OCIv1.
 say "user 10001:10001, entrypoint kglance"
 
 ctr=$(buildah from --pull=never "$KGLANCE_IMAGE")
+mv "$STAGE/glance-store.conf" "$STAGE.conf"
+chmod 0444 "$STAGE.conf" # root's, read-only: how the injected config Secret appears
+buildah copy --quiet "$ctr" "$STAGE.conf" /etc/kglance/glance-store.conf >/dev/null
+rm -f "$STAGE.conf"
 buildah copy --quiet --chown 10001:10001 "$ctr" "$STAGE" /smoke >/dev/null
 say "running the checks in $KGLANCE_IMAGE"
 timeout 180 buildah run --isolation chroot --network host "$ctr" -- /smoke/inside.sh ||
