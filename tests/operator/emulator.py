@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -165,6 +166,7 @@ class OperatorEnv:
     emulator: Any
     settings: OperatorSettings
     api: kube.Api
+    webhook_url: str = ""  # the operator's admission webhooks (plain HTTP), e.g. + "/inject"
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
         meta = body["metadata"]
@@ -219,12 +221,20 @@ class OperatorEnv:
             await asyncio.sleep(0.05)
 
 
-def emulator_kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def emulator_kopf_settings(
+    settings: OperatorSettings, *, webhook_port: int
+) -> kopf.OperatorSettings:
     """The production kopf settings with what the emulator cannot serve turned off."""
     tuned = main.kopf_settings(settings)
     tuned.scanning.disabled = True  # the emulator answers 500 to a namespace list
     # kopf refuses webhook handlers without a server: plain HTTP on a free port, no certificates
-    tuned.admission.server = kopf.WebhookServer(addr="127.0.0.1", insecure=True)
+    tuned.admission.server = kopf.WebhookServer(addr="127.0.0.1", port=webhook_port, insecure=True)
     tuned.watching.connect_timeout = 5
     tuned.peering.standalone = True
     return tuned
@@ -241,11 +251,12 @@ async def running_operator(settings: OperatorSettings) -> AsyncIterator[Operator
             return kopf.ConnectionInfo(server=server, insecure=True)
 
         api = kube.Api(login=login)
+        webhook_port = free_port()
         ready, stop = asyncio.Event(), asyncio.Event()
         task = asyncio.create_task(
             kopf.operator(
                 registry=handlers.make_registry(settings, login=login),
-                settings=emulator_kopf_settings(settings),
+                settings=emulator_kopf_settings(settings, webhook_port=webhook_port),
                 standalone=True,
                 clusterwide=settings.clusterwide,
                 namespaces=list(settings.namespaces),
@@ -253,7 +264,12 @@ async def running_operator(settings: OperatorSettings) -> AsyncIterator[Operator
                 stop_flag=stop,
             )
         )
-        env = OperatorEnv(emulator=emulator, settings=settings, api=api)
+        env = OperatorEnv(
+            emulator=emulator,
+            settings=settings,
+            api=api,
+            webhook_url=f"http://127.0.0.1:{webhook_port}",
+        )
         try:
             await asyncio.wait_for(ready.wait(), READY_TIMEOUT)
             # kmock's watch snapshots and subscribes non-atomically: let every watch settle

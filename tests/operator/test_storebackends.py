@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import importlib.util
+import json
 import logging
 import os
 import pathlib
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -25,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
+import jsonpatch
 import kmock
 import kopf
 import pydantic
@@ -42,6 +44,7 @@ from tests.operator.emulator import (
     Emulator,
     OperatorEnv,
     declare_resources,
+    free_port,
 )
 
 # the operator is shared by the module's tests: they run in the module's event loop
@@ -299,6 +302,48 @@ async def test_invalid_spec_is_a_condition(operator_env: OperatorEnv) -> None:
     await wait_condition(env, ns, "broken", "Ready", "False", "InvalidSpec")
 
 
+@in_module_loop
+async def test_make_registry_serves_the_injection_webhook(operator_env: OperatorEnv) -> None:
+    env, ns = operator_env, "webhook"
+    if importlib.util.find_spec("kglance.operator.injection") is None:
+        pytest.skip("operator/injection.py is not installed")
+    await env.create(file_backend("fast", ns))
+    await wait_condition(env, ns, "fast", "Ready", "True")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "app",
+            "namespace": ns,
+            "annotations": {names.INJECT_ANNOTATION: "true"},
+        },
+        "spec": {"containers": [{"name": "app", "image": "busybox"}]},
+    }
+    review = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": str(uuid.uuid4()),
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "operation": "CREATE",
+            "namespace": ns,
+            "object": pod,
+            "userInfo": {"username": "test"},
+            "dryRun": False,
+        },
+    }
+    url = env.webhook_url + names.WEBHOOK_PATH
+    async with aiohttp.ClientSession() as session, session.post(url, json=review) as response:
+        assert response.status == 200, await response.text()
+        answer = (await response.json())["response"]
+    assert answer["allowed"] is True
+    assert answer["uid"] == review["request"]["uid"]  # type: ignore[index]
+    patched = jsonpatch.apply_patch(pod, json.loads(base64.b64decode(answer["patch"])))
+    sidecars = [c["name"] for c in patched["spec"].get("initContainers") or []]
+    assert sidecars and patched["metadata"]["annotations"][names.INJECTED_ANNOTATION]
+
+
 def image_location(name: str, namespace: str, *, backend: str) -> dict[str, Any]:
     image_id = str(uuid.uuid4())
     return {
@@ -447,12 +492,6 @@ def test_errors_map_to_kopf_in_one_place(error: Exception, verdict: type[Excepti
     assert caught.value.__cause__ is error
     if isinstance(caught.value, kopf.TemporaryError):
         assert caught.value.delay == failures.delay_for(2) > failures.delay_for(0)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def self_signed(directory: pathlib.Path) -> None:
