@@ -47,7 +47,7 @@ class OperatorSettings(pydantic.BaseModel):
     standalone: bool = False
     # the namespace the operator runs in (the webhook skips it)
     operator_namespace: str = "kglance-system"
-    # the liveness endpoint kopf serves ("" to disable)
+    # the liveness endpoint kopf serves ("" or "off" to disable; an empty variable keeps it)
     liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
 
     @pydantic.field_validator("namespaces", mode="before")
@@ -55,6 +55,13 @@ class OperatorSettings(pydantic.BaseModel):
     def _split_namespaces(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @pydantic.field_validator("liveness_endpoint", mode="before")
+    @classmethod
+    def _off(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("off", "none", "false"):
+            return ""
         return value
 
     @classmethod

@@ -469,6 +469,7 @@ def test_settings_from_the_environment() -> None:
     assert settings.probe_interval == 15.0
     assert settings.sidecar_image == OperatorSettings().sidecar_image
     assert settings.operator_volume_root("images") == f"{settings.volume_root}/images"
+    assert OperatorSettings.from_env({"KGLANCE_LIVENESS_ENDPOINT": "off"}).liveness_endpoint == ""
     with pytest.raises(pydantic.ValidationError):
         OperatorSettings.from_env({"KGLANCE_PROBE_INTERVAL": "0"})
 
