@@ -40,9 +40,10 @@ from typing import Any, Literal
 
 import aiohttp
 import kopf
+import pydantic
 
 from kglance.drivers import backends, errors, locations
-from kglance.operator import conditions, copying, imagebytes, kube, names
+from kglance.operator import conditions, copying, failures, imagebytes, kube, names, spec
 from kglance.operator.settings import OperatorSettings
 
 BackendsFor = Callable[[str], Awaitable[backends.Backends]]
@@ -72,7 +73,12 @@ class Timing:
 
     @classmethod
     def from_settings(cls, settings: OperatorSettings) -> Timing:
-        return cls(retry_delay=settings.retry_delay)
+        """Retries as the rest of the operator; an image is verified every ten backend probes.
+
+        (A verification is one HEAD or stat per image: with thousands of images, verifying at
+        the probe interval would cost more than probing the backends themselves.)
+        """
+        return cls(retry_delay=settings.retry_delay, verify_interval=10 * settings.probe_interval)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -112,7 +118,8 @@ class Record:
             name=str(meta.get("name") or ""),
             image_id=str(spec.get("imageId") or ""),
             backend=str(spec.get("backend") or ""),
-            location=status.get("location") or spec.get("location") or None,
+            # what the user (or the sidecar) recorded wins over where a copy wrote
+            location=spec.get("location") or status.get("location") or None,
             size=None if size is None else int(size),
             checksum=recorded("checksum") or None,
             os_hash_algo=recorded("osHashAlgo") or None,
@@ -128,6 +135,11 @@ class Record:
     def copied(self) -> bool:
         """A copy whose bytes are in place (an ImageLocation with a source and a location)."""
         return self.source is not None and self.location is not None
+
+    @property
+    def shown_location(self) -> str:
+        """The location for messages and events: any ``user:password@`` part hidden."""
+        return "(none)" if self.location is None else locations.redact(self.location)
 
     def parsed_location(self) -> locations.Location:
         if self.location is None:
@@ -245,13 +257,18 @@ class ImageLocationHandlers:
         **kwargs: Any,
     ) -> None:
         """Bring the bytes in place (copy) and verify them."""
-        record = Record.of(body)
+        with failures.translated(retry=int(kwargs.get("retry") or 0)):
+            await self._reconcile(body=body, patch=patch, logger=logger, **kwargs)
+
+    async def _reconcile(
+        self, *, body: kopf.Body, patch: kopf.Patch, logger: Any, **kwargs: Any
+    ) -> None:
         update = StatusUpdate(body, patch)
-        try:
-            backends.validate_image_id(record.image_id)
-        except errors.InvalidImageId as exc:
-            update.phase("Failed", reason="InvalidImageId", message=exc.message)
-            raise kopf.PermanentError(exc.message) from exc
+        problem = spec_problem(body)
+        if problem is not None:
+            update.phase("Failed", reason="InvalidSpec", message=problem)
+            raise kopf.PermanentError(problem)
+        record = Record.of(body)
         if record.source is not None and record.location is None:
             if _copy_failed_for_good(body, update.generation):
                 return  # a final copy failure stays until the spec changes
@@ -379,6 +396,7 @@ class ImageLocationHandlers:
             if record.phase not in ("Available", "Failed"):
                 update.phase("Pending", reason=outcome.reason, message=outcome.message)
             return
+        update.fields["location"] = record.location
         update.fields["lastVerified"] = _timestamp(_now())
         if outcome.status == "True":
             update.phase("Available", reason="Verified", message=outcome.message)
@@ -389,7 +407,7 @@ class ImageLocationHandlers:
 
     async def reverify(self, *, body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
         record = Record.of(body)
-        if record.deleting or record.location is None:
+        if record.deleting or record.location is None or spec_problem(body) is not None:
             return
         update = StatusUpdate(body, patch)
         try:
@@ -399,7 +417,11 @@ class ImageLocationHandlers:
 
     # ------------------------------------------------------------------ ACLs
 
-    async def acls(self, *, body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    async def acls(self, *, body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+        with failures.translated(retry=int(kwargs.get("retry") or 0)):
+            await self._acls(body=body, patch=patch)
+
+    async def _acls(self, *, body: kopf.Body, patch: kopf.Patch) -> None:
         record = Record.of(body)
         if record.acls is None or record.deleting:
             return
@@ -424,6 +446,22 @@ class ImageLocationHandlers:
 
     # ------------------------------------------------------------------ deletion
 
+    async def _reclaiming_backend(self, record: Record) -> backends.Backend:
+        """The record's backend; any failure to get it counts as the backend being unusable.
+
+        The namespace's backends come from its StoreBackends and Secrets through the API; when
+        that fails (API refusals, a rendering that cannot build), the deletion is retried, and
+        released after the grace period like for a backend that is gone.
+        """
+        try:
+            return await self._backend(record.namespace, record.backend)
+        except errors.StoreError:
+            raise
+        except Exception as exc:
+            raise errors.ConfigurationError(
+                f"the backends of namespace {record.namespace} cannot be built: {exc}"
+            ) from exc
+
     async def reclaim(
         self, *, body: kopf.Body, patch: kopf.Patch, logger: Any, **kwargs: Any
     ) -> None:
@@ -431,7 +469,8 @@ class ImageLocationHandlers:
         record = Record.of(body)
         if record.reclaim_policy == "Retain":
             if record.location is not None:
-                kopf.info(body, reason="Retained", message=f"bytes kept at {record.location}")
+                message = f"reclaimPolicy is Retain: {record.shown_location} was not deleted"
+                kopf.info(body, reason="Retained", message=message)
             return
         if record.location is None:
             return  # nothing was ever written for it (a copy that did not complete)
@@ -447,7 +486,7 @@ class ImageLocationHandlers:
             kopf.info(
                 body,
                 reason="Retained",
-                message=f"bytes at {record.location} kept: ImageLocation "
+                message=f"bytes at {record.shown_location} kept: ImageLocation "
                 f"{', '.join(sorted(sharing))} records them too",
             )
             return
@@ -455,7 +494,7 @@ class ImageLocationHandlers:
         update.fields["phase"] = "Deleting"
         waited = _deleted_for(body.get("metadata") or {}, now=_now())
         try:
-            backend = await self._backend(record.namespace, record.backend)
+            backend = await self._reclaiming_backend(record)
             await backend.delete(record.parsed_location())
         except errors.StoreError as exc:
             verdict = imagebytes.reclaim_verdict(
@@ -463,17 +502,28 @@ class ImageLocationHandlers:
             )
             if verdict is imagebytes.Verdict.RELEASE:
                 message = (
-                    f"bytes at {record.location} in backend {record.backend} were NOT deleted "
-                    f"and are left behind: {exc.message}"
+                    f"bytes at {record.shown_location} in backend {record.backend} were NOT "
+                    f"deleted and are left behind: {exc.message}"
                 )
                 logger.warning(message)
                 kopf.warn(body, reason="BytesLeftBehind", message=message)
                 return
             reason = imagebytes.reason_of(exc)
-            message = f"cannot delete {record.location} yet: {exc.message}"
+            message = f"cannot delete {record.shown_location} yet: {exc.message}"
             update.condition("Reclaimed", "False", reason, message)
             raise kopf.TemporaryError(message, delay=self.timing.retry_delay) from exc
-        kopf.info(body, reason="BytesDeleted", message=f"deleted {record.location}")
+        kopf.info(body, reason="BytesDeleted", message=f"deleted {record.shown_location}")
+
+
+def spec_problem(body: Mapping[str, Any]) -> str | None:
+    """What is wrong with the spec, read as the CRD's schema reads it (``None``: nothing)."""
+    try:
+        spec.ImageLocationSpec.model_validate(body.get("spec") or {})
+    except pydantic.ValidationError as exc:
+        return "invalid spec: " + "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+    return None
 
 
 def _copy_failed_for_good(body: Mapping[str, Any], generation: int | None) -> bool:
