@@ -6,7 +6,9 @@
 #   scripts/test.sh -k ranges     extra arguments go to pytest
 #
 # Environment: PYTHON (default python3, must be CPython 3.11), KGLANCE_VENV (default .venv),
-# KGLANCE_SERVERS_DIR (default .servers: server state, logs, data), KGLANCE_SKIP_LINT=1.
+# KGLANCE_SERVERS_DIR (default .servers: server state, logs, data), KGLANCE_SKIP_LINT=1,
+# KGLANCE_IMAGE_BUILD=1 (after the tests, build the container image with buildah and smoke-test
+# it: scripts/image/build.sh and smoke.sh, about 3.5 minutes more; docs/image.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -91,3 +93,8 @@ if [ "${KGLANCE_SKIP_LINT:-0}" != 1 ]; then
 fi
 log "pytest"
 pytest "$@"
+if [ "${KGLANCE_IMAGE_BUILD:-0}" = 1 ]; then
+    log "container image: buildah build and smoke test"
+    bash scripts/image/build.sh
+    KGLANCE_SMOKE_CEPH_ENV="$SERVERS/ceph.env" bash scripts/image/smoke.sh  # rbd round trip on the running cluster
+fi
